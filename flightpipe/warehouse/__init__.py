@@ -1,0 +1,14 @@
+"""Access to the warehouse: a small port with a Redshift Data API adapter."""
+
+from __future__ import annotations
+
+from flightpipe.warehouse.data_api import DataApiWarehouse, WarehouseTarget
+from flightpipe.warehouse.port import StatementError, Warehouse, WarehouseThrottledError
+
+__all__ = [
+    "DataApiWarehouse",
+    "StatementError",
+    "Warehouse",
+    "WarehouseTarget",
+    "WarehouseThrottledError",
+]

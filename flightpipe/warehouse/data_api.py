@@ -1,0 +1,162 @@
+"""Warehouse adapter over the Redshift Data API (``redshift-data``).
+
+No driver and no VPC wiring: Lambdas and the Glue job reach the Data API over
+AWS's public endpoints, and the local emulator serves the same API, so this code
+runs unchanged against both.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from botocore.exceptions import ClientError
+
+from flightpipe.warehouse.port import Row, StatementError, WarehouseThrottledError
+
+_TERMINAL_STATES = ("FINISHED", "FAILED", "ABORTED")
+_THROTTLING_CODES = ("ThrottlingException", "TooManyRequestsException", "Throttling")
+
+
+@dataclass(frozen=True)
+class WarehouseTarget:
+    """Where statements run: a Serverless workgroup or a provisioned cluster."""
+
+    database: str
+    workgroup: Optional[str] = None
+    cluster_id: Optional[str] = None
+    secret_arn: Optional[str] = None
+    db_user: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if bool(self.workgroup) == bool(self.cluster_id):
+            raise ValueError("set exactly one of a Redshift workgroup or a cluster id")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, str]) -> WarehouseTarget:
+        """Read the target from ``REDSHIFT_*`` settings (environment or job arguments)."""
+        return cls(
+            database=values.get("REDSHIFT_DATABASE") or "dev",
+            workgroup=values.get("REDSHIFT_WORKGROUP") or None,
+            cluster_id=values.get("REDSHIFT_CLUSTER_ID") or None,
+            secret_arn=values.get("REDSHIFT_SECRET_ARN") or None,
+            db_user=values.get("REDSHIFT_DB_USER") or None,
+        )
+
+    @classmethod
+    def from_environment(cls) -> WarehouseTarget:
+        return cls.from_mapping(os.environ)
+
+    def request_fields(self) -> dict[str, str]:
+        """The Data API fields naming this target and its credentials."""
+        fields = {"Database": self.database}
+        if self.workgroup:
+            fields["WorkgroupName"] = self.workgroup
+        if self.cluster_id:
+            fields["ClusterIdentifier"] = self.cluster_id
+        if self.secret_arn:
+            fields["SecretArn"] = self.secret_arn
+        elif self.db_user:
+            fields["DbUser"] = self.db_user
+        return fields
+
+
+class DataApiWarehouse:
+    """The warehouse port over a ``redshift-data`` client."""
+
+    def __init__(
+        self,
+        client: Any,
+        target: WarehouseTarget,
+        *,
+        poll_interval: float = 0.25,
+        max_poll_interval: float = 2.0,
+        timeout: float = 900.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client
+        self._target = target
+        self._poll_interval = poll_interval
+        self._max_poll_interval = max_poll_interval
+        self._timeout = timeout
+        self._sleep = sleep
+
+    def query(self, sql: str) -> list[Row]:
+        response = self._call("execute_statement", Sql=sql, **self._target.request_fields())
+        statement = self._wait(response["Id"])
+        if not statement.get("HasResultSet"):
+            return []
+        return self._fetch_rows(response["Id"])
+
+    def execute_batch(self, statements: Sequence[str]) -> None:
+        if not statements:
+            return
+        response = self._call(
+            "batch_execute_statement", Sqls=list(statements), **self._target.request_fields()
+        )
+        self._wait(response["Id"])
+
+    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return getattr(self._client, operation)(**kwargs)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code in _THROTTLING_CODES:
+                raise WarehouseThrottledError(f"{operation}: {error}") from error
+            raise
+
+    def _wait(self, statement_id: str) -> dict[str, Any]:
+        """Poll until the statement is FINISHED, FAILED or ABORTED (all three end it)."""
+        deadline = time.monotonic() + self._timeout
+        interval = self._poll_interval
+        while True:
+            statement = self._call("describe_statement", Id=statement_id)
+            status = statement["Status"]
+            if status == "FINISHED":
+                return statement
+            if status in _TERMINAL_STATES:
+                raise StatementError(_failure_message(statement))
+            if time.monotonic() > deadline:
+                self._call("cancel_statement", Id=statement_id)
+                raise StatementError(
+                    f"statement {statement_id} still {status} after {self._timeout:.0f}s; cancelled"
+                )
+            self._sleep(interval)
+            interval = min(interval * 2, self._max_poll_interval)
+
+    def _fetch_rows(self, statement_id: str) -> list[Row]:
+        rows: list[Row] = []
+        kwargs: dict[str, Any] = {"Id": statement_id}
+        while True:
+            page = self._call("get_statement_result", **kwargs)
+            names = [column["name"] for column in page["ColumnMetadata"]]
+            rows.extend(dict(zip(names, map(_field_value, record))) for record in page["Records"])
+            token = page.get("NextToken")
+            if not token:
+                return rows
+            kwargs["NextToken"] = token
+
+
+def _field_value(field: Mapping[str, Any]) -> Any:
+    """The Python value of one Data API result field."""
+    if field.get("isNull"):
+        return None
+    for key in ("stringValue", "longValue", "doubleValue", "booleanValue", "blobValue"):
+        if key in field:
+            return field[key]
+    return None
+
+
+def _failure_message(statement: Mapping[str, Any]) -> str:
+    status = statement["Status"]
+    error = statement.get("Error") or "no error message"
+    failed = [
+        sub.get("QueryString", "")
+        for sub in statement.get("SubStatements", [])
+        if sub.get("Status") in ("FAILED", "ABORTED")
+    ]
+    where = f" in: {failed[0][:200]}" if failed else ""
+    return f"statement {status}: {error}{where}"

@@ -1,0 +1,17 @@
+-- Reload airlines.airports_dim from the airports CSV in S3, in one transaction,
+-- and record which version of the object is loaded.
+-- Parameters (already-quoted SQL literals): ${source_uri}, ${source_version}, ${iam_role}.
+
+DELETE FROM airlines.airports_dim;
+
+COPY airlines.airports_dim (airport_id, city, state, name)
+FROM ${source_uri}
+IAM_ROLE ${iam_role}
+FORMAT AS CSV
+IGNOREHEADER 1;
+
+DELETE FROM airlines.dimension_loads WHERE dimension = 'airports';
+
+INSERT INTO airlines.dimension_loads (dimension, source_uri, source_version, row_count, loaded_at)
+SELECT 'airports', ${source_uri}, ${source_version}, COUNT(*), GETDATE()
+FROM airlines.airports_dim;
