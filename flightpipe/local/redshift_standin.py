@@ -1,0 +1,355 @@
+"""An embedded PostgreSQL server that accepts the project's Redshift SQL.
+
+Local runs and tests need a real SQL engine where users have Redshift. This
+module starts PostgreSQL 16 from ``pgserver`` (no Docker, no system install) and
+bridges the few places where the project's Redshift dialect differs:
+
+- table attributes that PostgreSQL does not know (``DISTSTYLE``, ``DISTKEY``,
+  ``SORTKEY``, ``ENCODE``) are stripped from ``CREATE TABLE``;
+- ``COPY … FROM 's3://bucket/prefix'`` is served from an object store given by
+  the caller (the emulated S3), streamed into ``COPY … FROM STDIN``;
+- ``GETDATE()`` exists, and string literals read backslashes as escapes, as in
+  Redshift (``standard_conforming_strings = off``).
+
+Every :meth:`RedshiftStandIn.query` runs in its own session, and every
+:meth:`RedshiftStandIn.execute_batch` in one session and one transaction — the
+same contract as the Redshift Data API.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+import shutil
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Optional, Union
+
+import psycopg
+
+from flightpipe.warehouse.port import Row, StatementError
+
+ObjectBody = Union[bytes, BinaryIO]
+S3Reader = Callable[[str, str], ObjectBody]
+S3Lister = Callable[[str, str], list]
+
+_COPY_CHUNK_BYTES = 1 << 20
+_SESSION_SETTINGS = (
+    "SET standard_conforming_strings = off",
+    "SET escape_string_warning = off",
+    "SET client_min_messages = warning",
+)
+_GETDATE_FUNCTION = (
+    "CREATE OR REPLACE FUNCTION public.getdate() RETURNS timestamp "
+    "LANGUAGE sql STABLE AS 'SELECT now()::timestamp'"
+)
+_CREATE_TABLE = re.compile(r"^\s*CREATE\s+(?:(?:LOCAL\s+)?(?:TEMP|TEMPORARY)\s+)?TABLE\b", re.I)
+_TABLE_ATTRIBUTES = re.compile(
+    r"""\bDISTSTYLE\s+(?:ALL|EVEN|KEY|AUTO)\b
+      | \bDISTKEY\s*\([^)]*\)
+      | \b(?:COMPOUND\s+|INTERLEAVED\s+)?SORTKEY\s*(?:\([^)]*\)|AUTO\b)
+      | \bENCODE\s+\w+
+      | \bBACKUP\s+(?:YES|NO)\b
+      | (?<=\s)(?:DISTKEY|SORTKEY)\b(?=\s*[,)])
+    """,
+    re.I | re.X,
+)
+_COPY_FROM_S3 = re.compile(
+    r"""^\s*COPY\s+(?P<table>[\w."]+)\s*(?:\((?P<columns>[^)]*)\))?\s*
+        FROM\s+'(?P<uri>s3://(?:[^'\\]|''|\\.)*)'\s*(?P<options>.*?)\s*;?\s*$""",
+    re.I | re.X | re.S,
+)
+_S3_URI = re.compile(r"^s3://(?P<bucket>[^/]+)/(?P<prefix>.*)$", re.S)
+_COPY_OPTION = re.compile(
+    r"""\s*(?:
+        (?P<gzip>GZIP)
+      | (?P<csv>(?:FORMAT\s+(?:AS\s+)?)?CSV)
+      | (?P<text>FORMAT\s+(?:AS\s+)?TEXT)
+      | IGNOREHEADER\s+(?:AS\s+)?(?P<ignoreheader>\d+)
+      | DELIMITER\s+(?:AS\s+)?'(?P<delimiter>[^']+)'
+      | NULL\s+(?:AS\s+)?'(?P<null>(?:[^']|'')*)'
+      | (?P<ignored>
+            (?:IAM_ROLE|CREDENTIALS|REGION|DATEFORMAT|TIMEFORMAT)\s+(?:AS\s+)?
+                (?:'(?:[^']|'')*'|DEFAULT)
+          | EMPTYASNULL | BLANKSASNULL | ACCEPTINVCHARS | TRUNCATECOLUMNS | STATUPDATE\s+\w+
+          | COMPUPDATE\s+\w+ | TRIMBLANKS)
+    )""",
+    re.I | re.X | re.S,
+)
+
+
+class StandInSqlError(RuntimeError):
+    """A statement failed in the stand-in; the batch it belonged to was rolled back."""
+
+    def __init__(self, message: str, statement_index: int = 0) -> None:
+        super().__init__(message)
+        self.statement_index = statement_index
+
+
+@dataclass
+class QueryResult:
+    """What one statement returned: column names and types, rows and the affected count."""
+
+    columns: list[str] = field(default_factory=list)
+    column_types: list[str] = field(default_factory=list)
+    rows: list[tuple] = field(default_factory=list)
+    rowcount: int = -1
+
+    @property
+    def has_result_set(self) -> bool:
+        return bool(self.columns)
+
+    def as_dicts(self) -> list[Row]:
+        return [dict(zip(self.columns, row)) for row in self.rows]
+
+
+@dataclass(frozen=True)
+class CopyFromS3:
+    """A parsed Redshift ``COPY … FROM 's3://…'``."""
+
+    table: str
+    columns: Optional[str]
+    bucket: str
+    prefix: str
+    gzip: bool = False
+    csv: bool = False
+    ignore_header: int = 0
+    delimiter: Optional[str] = None
+    null: Optional[str] = None
+
+    def postgres_copy(self) -> str:
+        """The equivalent ``COPY … FROM STDIN`` for PostgreSQL."""
+        options = ["FORMAT csv" if self.csv else "FORMAT text"]
+        if self.delimiter is not None:
+            options.append(f"DELIMITER {_pg_literal(self.delimiter)}")
+        elif not self.csv:
+            options.append("DELIMITER '|'")
+        if self.null is not None:
+            options.append(f"NULL {_pg_literal(self.null)}")
+        columns = f" ({self.columns})" if self.columns else ""
+        return f"COPY {self.table}{columns} FROM STDIN WITH ({', '.join(options)})"
+
+
+def strip_table_attributes(statement: str) -> str:
+    """Remove Redshift-only table attributes from a ``CREATE TABLE`` statement."""
+    if not _CREATE_TABLE.match(statement):
+        return statement
+    return _TABLE_ATTRIBUTES.sub("", statement)
+
+
+def parse_copy_from_s3(statement: str) -> Optional[CopyFromS3]:
+    """Parse a Redshift ``COPY`` from S3, or return None for any other statement."""
+    match = _COPY_FROM_S3.match(statement)
+    if not match:
+        return None
+    uri = _redshift_string_value(match.group("uri"))
+    location = _S3_URI.match(uri)
+    if not location:
+        raise StandInSqlError(f"COPY source is not an s3:// object or prefix: {uri!r}")
+    settings: dict[str, Any] = {}
+    options = match.group("options")
+    position = 0
+    while position < len(options):
+        option = _COPY_OPTION.match(options, position)
+        if not option or option.end() == position:
+            raise StandInSqlError(f"COPY option not supported locally: {options[position:]!r}")
+        position = option.end()
+        _read_copy_option(option, settings)
+    return CopyFromS3(
+        table=match.group("table"),
+        columns=match.group("columns"),
+        bucket=location.group("bucket"),
+        prefix=location.group("prefix"),
+        **settings,
+    )
+
+
+def _read_copy_option(option: re.Match, settings: dict[str, Any]) -> None:
+    if option.group("gzip"):
+        settings["gzip"] = True
+    elif option.group("csv"):
+        settings["csv"] = True
+    elif option.group("ignoreheader"):
+        settings["ignore_header"] = int(option.group("ignoreheader"))
+    elif option.group("delimiter"):
+        settings["delimiter"] = option.group("delimiter")
+    elif option.group("null") is not None:
+        settings["null"] = option.group("null").replace("''", "'")
+
+
+def _redshift_string_value(body: str) -> str:
+    """The value of a Redshift string literal's body (quotes doubled, backslash escapes)."""
+    return re.sub(r"\\(.)", r"\1", body.replace("''", "'"), flags=re.S)
+
+
+def _pg_literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+class RedshiftStandIn:
+    """Embedded PostgreSQL speaking the project's Redshift SQL.
+
+    ``data_dir`` holds the database files: reuse it to keep the warehouse
+    between runs. ``s3_reader(bucket, key)`` returns an object's bytes (or a
+    binary stream); ``s3_lister(bucket, prefix)`` lists keys under a prefix,
+    which gives ``COPY`` Redshift's prefix semantics (without it the prefix
+    must name one object).
+    """
+
+    def __init__(
+        self,
+        data_dir: Union[str, Path],
+        s3_reader: S3Reader,
+        s3_lister: Optional[S3Lister] = None,
+    ) -> None:
+        import pgserver  # imported here: only local runs need the server package
+
+        self._data_dir = Path(data_dir).expanduser().resolve()
+        self._data_dir.mkdir(parents=True, exist_ok=True)
+        self._read_object = s3_reader
+        self._list_keys = s3_lister
+        self._server = pgserver.get_server(self._data_dir, cleanup_mode="stop")
+        self._uri = self._server.get_uri()
+        self._lock = threading.Lock()
+        with psycopg.connect(self._uri, autocommit=True) as connection:
+            connection.execute(_GETDATE_FUNCTION)
+
+    @property
+    def uri(self) -> str:
+        """A libpq connection URI of the server (unix socket)."""
+        return self._uri
+
+    def connect(self) -> psycopg.Connection:
+        """A plain PostgreSQL session: no Redshift translation is applied."""
+        return psycopg.connect(self._uri)
+
+    def query(self, sql: str) -> QueryResult:
+        """Run one statement in its own session, committed when it succeeds."""
+        return self.execute_batch([sql])[0]
+
+    def execute_batch(self, statements: Sequence[str]) -> list[QueryResult]:
+        """Run statements in order in one session and one transaction.
+
+        On the first failure everything is rolled back and
+        :class:`StandInSqlError` names the failing statement.
+        """
+        results: list[QueryResult] = []
+        with self._session() as connection:
+            try:
+                with connection.transaction(), connection.cursor() as cursor:
+                    for index, statement in enumerate(statements):
+                        results.append(self._run(cursor, statement, index))
+            except psycopg.Error as error:
+                message = (error.diag.message_primary or str(error)).strip()
+                raise StandInSqlError(message, len(results)) from error
+        return results
+
+    def close(self) -> None:
+        """Stop the server (the data directory is kept)."""
+        self._server.cleanup()
+
+    def delete(self) -> None:
+        """Stop the server and remove its data directory."""
+        self.close()
+        shutil.rmtree(self._data_dir, ignore_errors=True)
+
+    def __enter__(self) -> RedshiftStandIn:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _session(self) -> psycopg.Connection:
+        connection = psycopg.connect(self._uri, autocommit=True)
+        for setting in _SESSION_SETTINGS:
+            connection.execute(setting)
+        return connection
+
+    def _run(self, cursor: psycopg.Cursor, statement: str, index: int) -> QueryResult:
+        copy = parse_copy_from_s3(statement)
+        if copy is not None:
+            return QueryResult(rowcount=self._copy_from_s3(cursor, copy, index))
+        cursor.execute(strip_table_attributes(statement))
+        if cursor.description is None:
+            return QueryResult(rowcount=cursor.rowcount)
+        return QueryResult(
+            columns=[column.name for column in cursor.description],
+            column_types=[_type_name(cursor, column.type_code) for column in cursor.description],
+            rows=cursor.fetchall(),
+            rowcount=cursor.rowcount,
+        )
+
+    def _copy_from_s3(self, cursor: psycopg.Cursor, copy: CopyFromS3, index: int) -> int:
+        keys = self._source_keys(copy, index)
+        with cursor.copy(copy.postgres_copy()) as sink:
+            for key in keys:
+                for chunk in _object_chunks(self._read_object(copy.bucket, key), copy):
+                    sink.write(chunk)
+        return cursor.rowcount
+
+    def _source_keys(self, copy: CopyFromS3, index: int) -> list[str]:
+        if self._list_keys is None:
+            return [copy.prefix]
+        keys = sorted(key for key in self._list_keys(copy.bucket, copy.prefix))
+        if not keys:
+            raise StandInSqlError(
+                f"The specified S3 prefix '{copy.prefix}' does not exist in {copy.bucket}", index
+            )
+        return keys
+
+
+def _object_chunks(body: ObjectBody, copy: CopyFromS3) -> Iterator[bytes]:
+    """An object's data as chunks for ``COPY FROM STDIN``: decompressed, header skipped."""
+    stream: BinaryIO = io.BytesIO(body) if isinstance(body, (bytes, bytearray)) else body
+    if copy.gzip:
+        stream = gzip.GzipFile(fileobj=stream)  # type: ignore[assignment]
+    try:
+        for _ in range(copy.ignore_header):
+            stream.readline()
+        yield from iter(lambda: stream.read(_COPY_CHUNK_BYTES), b"")
+    finally:
+        stream.close()
+
+
+def _type_name(cursor: psycopg.Cursor, type_code: int) -> str:
+    info = cursor.connection.adapters.types.get(type_code)
+    return info.name if info is not None else str(type_code)
+
+
+class StandInWarehouse:
+    """The warehouse port (:class:`flightpipe.warehouse.port.Warehouse`) over the stand-in."""
+
+    def __init__(self, standin: RedshiftStandIn) -> None:
+        self._standin = standin
+
+    def query(self, sql: str) -> list[Row]:
+        try:
+            return self._standin.query(sql).as_dicts()
+        except StandInSqlError as error:
+            raise StatementError(f"statement FAILED: {error}") from error
+
+    def execute_batch(self, statements: Iterable[str]) -> None:
+        try:
+            self._standin.execute_batch(list(statements))
+        except StandInSqlError as error:
+            raise StatementError(f"statement FAILED: {error}") from error
+
+
+def boto3_object_store(s3_client: Any) -> tuple[S3Reader, S3Lister]:
+    """``s3_reader`` and ``s3_lister`` over a boto3 S3 client (e.g. the local emulator's)."""
+
+    def read(bucket: str, key: str) -> BinaryIO:
+        return s3_client.get_object(Bucket=bucket, Key=key)["Body"]
+
+    def list_keys(bucket: str, prefix: str) -> list[str]:
+        paginator = s3_client.get_paginator("list_objects_v2")
+        return [
+            item["Key"]
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
+            for item in page.get("Contents", [])
+        ]
+
+    return read, list_keys

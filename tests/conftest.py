@@ -1,0 +1,76 @@
+"""Shared fixtures: the real data folder and one embedded warehouse per test session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("FLIGHTPIPE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+# Tests never reach a real AWS account.
+for _variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+    os.environ.pop(_variable, None)
+os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``: the real airports dimension and flight files."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder not found: {SHARED_DATA}")
+    return SHARED_DATA
+
+
+class MemoryObjectStore:
+    """A dict of S3 objects, for serving the stand-in's ``COPY … FROM 's3://…'`` in tests."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+
+    def put(self, bucket: str, key: str, body: bytes) -> None:
+        self.objects[(bucket, key)] = body
+
+    def read(self, bucket: str, key: str) -> bytes:
+        return self.objects[(bucket, key)]
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        return [key for (name, key) in self.objects if name == bucket and key.startswith(prefix)]
+
+
+@pytest.fixture(scope="session")
+def object_store() -> MemoryObjectStore:
+    return MemoryObjectStore()
+
+
+@pytest.fixture(scope="session")
+def redshift_standin(tmp_path_factory: pytest.TempPathFactory, object_store: MemoryObjectStore):
+    """One embedded PostgreSQL server for the whole session (it takes about a second to start)."""
+    from flightpipe.local.redshift_standin import RedshiftStandIn
+
+    standin = RedshiftStandIn(
+        tmp_path_factory.mktemp("warehouse") / "pgdata", object_store.read, object_store.list_keys
+    )
+    yield standin
+    standin.delete()
+
+
+@pytest.fixture
+def warehouse(redshift_standin) -> Iterator:
+    """The warehouse port over the stand-in, with the project schema applied and emptied."""
+    from flightpipe.local.redshift_standin import StandInWarehouse
+    from flightpipe.sql import read_sql, split_statements
+
+    redshift_standin.execute_batch(split_statements(read_sql("schema.sql")))
+    redshift_standin.execute_batch(
+        [
+            "TRUNCATE airlines.daily_flights_fact, airlines.airports_dim, "
+            "airlines.load_ledger, airlines.dimension_loads"
+        ]
+    )
+    yield StandInWarehouse(redshift_standin)

@@ -1,0 +1,98 @@
+"""The embedded PostgreSQL stand-in runs the project's Redshift SQL as Redshift would."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from flightpipe.local.redshift_standin import (
+    StandInSqlError,
+    parse_copy_from_s3,
+    strip_table_attributes,
+)
+from flightpipe.sql import quote_literal, read_sql, render_statements
+
+pytestmark = pytest.mark.warehouse
+
+
+def test_redshift_table_attributes_are_stripped_from_create_table_only():
+    ddl = (
+        "CREATE TABLE IF NOT EXISTS t (a BIGINT ENCODE az64, b INT DISTKEY)\n"
+        "DISTSTYLE ALL\nCOMPOUND SORTKEY (a, b)"
+    )
+    assert strip_table_attributes(ddl).split() == [
+        "CREATE", "TABLE", "IF", "NOT", "EXISTS", "t", "(a", "BIGINT", ",", "b", "INT", ")",
+    ]  # fmt: skip
+    select = "SELECT 'DISTSTYLE ALL' AS x"
+    assert strip_table_attributes(select) == select
+
+
+def test_copy_from_s3_is_parsed_with_its_options():
+    copy = parse_copy_from_s3(
+        "COPY stage (a, b) FROM 's3://bucket/staging/it''s \\\\ key.csv.gz'\n"
+        "IAM_ROLE 'arn:aws:iam::1:role/r' FORMAT AS CSV GZIP IGNOREHEADER 1"
+    )
+    assert copy is not None
+    assert (copy.table, copy.columns, copy.bucket) == ("stage", "a, b", "bucket")
+    assert copy.prefix == "staging/it's \\ key.csv.gz"
+    assert (copy.gzip, copy.csv, copy.ignore_header) == (True, True, 1)
+    assert parse_copy_from_s3("SELECT 1") is None
+
+
+def test_unsupported_copy_option_is_a_clear_error():
+    with pytest.raises(StandInSqlError, match="not supported locally"):
+        parse_copy_from_s3("COPY t FROM 's3://b/k' MANIFEST")
+
+
+def test_schema_ddl_is_idempotent_and_airports_load_from_s3(warehouse, object_store, shared_data):
+    object_store.put("data", "dimensions/airports.csv", (shared_data / "airports.csv").read_bytes())
+    warehouse.execute_batch(
+        render_statements(
+            "load_airports.sql",
+            source_uri="s3://data/dimensions/airports.csv",
+            source_version="etag-1",
+            iam_role="arn:aws:iam::123456789012:role/copy",
+        )
+    )
+    rows = warehouse.query(read_sql("airports_loaded_version.sql"))
+    assert rows == [{"source_version": "etag-1", "row_count": 365}]
+    ohare = warehouse.query("SELECT name FROM airlines.airports_dim WHERE airport_id = 13930")
+    assert ohare == [{"name": "Chicago O'Hare International"}]
+
+
+def test_gzip_copy_from_a_prefix_loads_every_object_under_it(redshift_standin, object_store):
+    for part in ("a", "b"):
+        object_store.put("data", f"parts/{part}.csv.gz", gzip.compress(b"h\n1\n2\n"))
+    redshift_standin.query("CREATE TABLE IF NOT EXISTS public.numbers (n INT)")
+    redshift_standin.execute_batch(
+        [
+            "TRUNCATE public.numbers",
+            "COPY public.numbers FROM 's3://data/parts/' IAM_ROLE DEFAULT CSV GZIP IGNOREHEADER 1",
+        ]
+    )
+    assert redshift_standin.query("SELECT SUM(n) FROM public.numbers").rows == [(6,)]
+
+
+def test_failed_batch_rolls_back_every_statement(redshift_standin):
+    redshift_standin.query("CREATE TABLE IF NOT EXISTS public.kept (n INT)")
+    redshift_standin.execute_batch(["TRUNCATE public.kept", "INSERT INTO public.kept VALUES (1)"])
+    with pytest.raises(StandInSqlError) as failure:
+        redshift_standin.execute_batch(["DELETE FROM public.kept", "SELECT 1 / 0"])
+    assert failure.value.statement_index == 1
+    assert redshift_standin.query("SELECT n FROM public.kept").rows == [(1,)]
+
+
+def test_string_literals_round_trip_quotes_backslashes_and_non_ascii(redshift_standin):
+    value = "incoming/O'Hare \\ daté ; 1.csv"
+    result = redshift_standin.query(f"SELECT {quote_literal(value)} AS v, GETDATE() AS t")
+    assert result.rows[0][0] == value
+    assert result.column_types == ["text", "timestamp"]
+
+
+def test_temporary_table_lives_only_inside_its_batch(redshift_standin):
+    redshift_standin.execute_batch(
+        ["CREATE TEMP TABLE scratch (n INT)", "INSERT INTO scratch VALUES (1)"]
+    )
+    with pytest.raises(StandInSqlError, match="scratch"):
+        redshift_standin.query("SELECT * FROM scratch")
