@@ -1,6 +1,9 @@
 -- Reload airlines.airports_dim from the airports CSV in S3, in one transaction,
--- and record which version of the object is loaded.
+-- and record which version of the object is loaded. The lock makes concurrent
+-- reloads run one after the other instead of interleaving their rows.
 -- Parameters (already-quoted SQL literals): ${source_uri}, ${source_version}, ${iam_role}.
+
+LOCK airlines.airports_dim;
 
 DELETE FROM airlines.airports_dim;
 

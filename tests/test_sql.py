@@ -42,5 +42,5 @@ def test_rendered_values_cannot_break_out_of_their_literal():
         source_version="v1",
         iam_role="arn:aws:iam::1:role/r",
     )
-    assert len(statements) == 4
-    assert "FROM 's3://b/dimensions/x''; DROP TABLE airlines.airports_dim; --.csv'" in statements[1]
+    assert len(statements) == 5
+    assert "FROM 's3://b/dimensions/x''; DROP TABLE airlines.airports_dim; --.csv'" in statements[2]

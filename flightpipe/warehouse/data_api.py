@@ -15,10 +15,10 @@ from typing import Any, Callable, Optional
 
 from botocore.exceptions import ClientError
 
+from flightpipe.retryable import is_throttling
 from flightpipe.warehouse.port import Row, StatementError, WarehouseThrottledError
 
 _TERMINAL_STATES = ("FINISHED", "FAILED", "ABORTED")
-_THROTTLING_CODES = ("ThrottlingException", "TooManyRequestsException", "Throttling")
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,7 @@ class DataApiWarehouse:
         try:
             return getattr(self._client, operation)(**kwargs)
         except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            if code in _THROTTLING_CODES:
+            if is_throttling(error):
                 raise WarehouseThrottledError(f"{operation}: {error}") from error
             raise
 

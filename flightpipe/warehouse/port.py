@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from flightpipe.retryable import ServiceThrottledError
+
 Row = dict[str, Any]
 
 
@@ -12,7 +14,7 @@ class StatementError(RuntimeError):
     """A statement or batch ended FAILED or ABORTED in the warehouse."""
 
 
-class WarehouseThrottledError(RuntimeError):
+class WarehouseThrottledError(ServiceThrottledError):
     """The warehouse API throttled the call; the caller may retry with backoff.
 
     Step Functions sees this class name as the Lambda error and retries it.

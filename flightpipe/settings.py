@@ -1,0 +1,43 @@
+"""Settings the Lambda functions read from their environment (declared in serverless.yml)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class MissingSettingError(RuntimeError):
+    """A required environment variable is not set: the deployment is incomplete."""
+
+
+def required(environment: Mapping[str, str], name: str) -> str:
+    value = environment.get(name, "")
+    if not value:
+        raise MissingSettingError(f"environment variable {name} is not set")
+    return value
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    """Where the pipeline's resources are, as serverless.yml tells each function."""
+
+    data_bucket: str
+    airports_key: str
+    crawler_name: str
+    copy_role_arn: str
+
+    @classmethod
+    def from_environment(cls, environment: Mapping[str, str] = os.environ) -> FunctionSettings:
+        return cls(
+            data_bucket=environment.get("DATA_BUCKET", ""),
+            airports_key=environment.get("AIRPORTS_KEY") or "dimensions/airports.csv",
+            crawler_name=environment.get("CRAWLER_NAME", ""),
+            copy_role_arn=environment.get("REDSHIFT_COPY_ROLE_ARN", ""),
+        )
+
+    def require(self, *names: str) -> None:
+        """Fail clearly when a setting this function needs is empty."""
+        for name in names:
+            if not getattr(self, name):
+                raise MissingSettingError(f"setting {name} is not configured for this function")

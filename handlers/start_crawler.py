@@ -1,0 +1,24 @@
+"""Lambda: start the Glue crawler over incoming/ (busy crawler -> CrawlerRunningException)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from flightpipe.crawler import start_crawler
+from flightpipe.settings import FunctionSettings
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(source_key=event.get("key"))
+    settings = FunctionSettings.from_environment()
+    settings.require("crawler_name")
+    result = start_crawler(boto3.client("glue"), settings.crawler_name)
+    logger.info("crawler started", extra=result)
+    return result
