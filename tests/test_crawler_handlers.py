@@ -5,6 +5,8 @@ from __future__ import annotations
 import boto3
 import pytest
 from moto import mock_aws
+from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.glue.models import glue_backends
 
 from flightpipe.crawler import CrawlerRunningException
 from handlers import poll_crawler, start_crawler
@@ -53,6 +55,13 @@ def test_poll_reports_a_running_crawl(glue):
     assert status["state"] == "RUNNING"
 
 
+def test_poll_reports_a_failed_last_crawl(glue):
+    glue.start_crawler(Name=CRAWLER)
+    _glue_backend().crawlers[CRAWLER].crawls[-1].status = "FAILED"
+    status = poll_crawler.handler({}, FakeLambdaContext())
+    assert (status["state"], status["last_crawl_status"]) == ("READY", "FAILED")
+
+
 def test_poll_of_a_never_run_crawler_has_no_last_crawl(glue):
     status = poll_crawler.handler({}, FakeLambdaContext())
     assert status == {
@@ -67,3 +76,8 @@ def test_handlers_fail_clearly_without_their_crawler_setting(glue, monkeypatch):
     monkeypatch.delenv("CRAWLER_NAME")
     with pytest.raises(RuntimeError, match="crawler_name"):
         poll_crawler.handler({}, FakeLambdaContext())
+
+
+def _glue_backend():
+    """The emulated Glue service, where a test makes the running crawl fail."""
+    return glue_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
