@@ -1,0 +1,84 @@
+"""The warehouse side of a load: the one-transaction batch and the ledger rows.
+
+All SQL comes from ``sql/`` and goes through the Warehouse port (the Redshift
+Data API in production); values are only ever substituted as quoted literals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Optional
+
+from flightpipe.sql import render_statements
+from flightpipe.warehouse.port import Warehouse
+
+LOADED, REJECTED, FAILED = "LOADED", "REJECTED", "FAILED"
+_ERROR_MAX_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class LoadAttempt:
+    """One attempt to load one file, as the ledger records it."""
+
+    load_id: str
+    source_file: str
+    source_version: Optional[str]
+    started_at: dt.datetime
+    execution_id: Optional[str]
+    rows_read: Optional[int] = None
+    rows_rejected: Optional[int] = None
+    unmatched_airport_rows: Optional[int] = None
+
+
+def known_airport_ids(warehouse: Warehouse) -> set[int]:
+    """The airport ids of ``airlines.airports_dim``, to find unknown ids while validating."""
+    rows = warehouse.query("SELECT airport_id FROM airlines.airports_dim")
+    return {int(row["airport_id"]) for row in rows}
+
+
+def load_statements(attempt: LoadAttempt, staged_uri: str, iam_role: str) -> list[str]:
+    """The batch of ``sql/load_flights.sql`` for this attempt."""
+    return render_statements(
+        "load_flights.sql",
+        staged_uri=staged_uri,
+        iam_role=iam_role,
+        source_file=attempt.source_file,
+        source_version=attempt.source_version,
+        load_id=attempt.load_id,
+        rows_read=attempt.rows_read,
+        rows_rejected=attempt.rows_rejected,
+        unmatched_airport_rows=attempt.unmatched_airport_rows,
+        started_at=attempt.started_at,
+        execution_id=attempt.execution_id,
+    )
+
+
+def load_staged_file(
+    warehouse: Warehouse, attempt: LoadAttempt, staged_uri: str, iam_role: str
+) -> None:
+    """Replace the file's fact rows and write its LOADED ledger row, all or nothing."""
+    warehouse.execute_batch(load_statements(attempt, staged_uri, iam_role))
+
+
+def record_unloaded_attempt(
+    warehouse: Warehouse, attempt: LoadAttempt, status: str, error: str
+) -> None:
+    """Write a REJECTED or FAILED ledger row (its own transaction: nothing else to undo)."""
+    if status not in (REJECTED, FAILED):
+        raise ValueError(f"not an unloaded status: {status}")
+    warehouse.execute_batch(
+        render_statements(
+            "record_load_attempt.sql",
+            load_id=attempt.load_id,
+            source_file=attempt.source_file,
+            source_version=attempt.source_version,
+            status=status,
+            rows_read=attempt.rows_read,
+            rows_rejected=attempt.rows_rejected,
+            unmatched_airport_rows=attempt.unmatched_airport_rows,
+            error=error[:_ERROR_MAX_CHARS],
+            started_at=attempt.started_at,
+            execution_id=attempt.execution_id,
+        )
+    )

@@ -1,0 +1,108 @@
+"""Local spool files for the validated rows (gzip CSV) and the rejects (CSV), and their keys.
+
+Both are written to temporary files as blocks are validated, so memory stays
+flat, then uploaded with boto3's managed (multipart) transfer. The staged file
+is what Redshift ``COPY``s: no header, columns in the order of
+``flightpipe.etl.validate.STAGED_COLUMNS``, empty fields for NULL.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Optional
+
+from flightpipe.etl.validate import Reject
+
+STAGING_PREFIX = "staging/"
+REJECTED_PREFIX = "rejected/"
+REJECTS_HEADER = ("line_number", "reason", "raw_text")
+# Level 1: the staged file is read once by COPY; speed matters more than size.
+_GZIP_LEVEL = 1
+_VALUES = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[-+]?\d+")
+
+
+def staging_key(load_id: str) -> str:
+    return f"{STAGING_PREFIX}{load_id}.csv.gz"
+
+
+def rejects_key(load_id: str) -> str:
+    return f"{REJECTED_PREFIX}{load_id}.csv"
+
+
+class _SpoolFile:
+    def __init__(self, directory: Optional[str], suffix: str) -> None:
+        handle, name = tempfile.mkstemp(prefix="flightpipe-", suffix=suffix, dir=directory)
+        os.close(handle)
+        self.path = Path(name)
+
+    def remove(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Finish writing; later calls do nothing."""
+
+
+class StagedRowsFile(_SpoolFile):
+    """The validated rows as a gzip-compressed CSV spool file."""
+
+    def __init__(self, directory: Optional[str] = None) -> None:
+        super().__init__(directory, ".csv.gz")
+        self._raw = self.path.open("wb")
+        self._gzip = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=_GZIP_LEVEL)
+        self.rows = 0
+
+    def write(self, csv_text: str, rows: int) -> None:
+        if csv_text:
+            self._gzip.write(csv_text.encode("utf-8"))
+        self.rows += rows
+
+    def close(self) -> None:
+        if not self._raw.closed:
+            self._gzip.close()
+            self._raw.close()
+
+
+class RejectsFile(_SpoolFile):
+    """Rejected rows as CSV: line number, reason, raw text of the record."""
+
+    def __init__(self, directory: Optional[str] = None) -> None:
+        super().__init__(directory, ".rejects.csv")
+        self._handle = self.path.open("w", encoding="utf-8", newline="")
+        self._writer = csv.writer(self._handle, lineterminator="\n")
+        self._writer.writerow(REJECTS_HEADER)
+        self.count = 0
+        self.reasons: dict[str, int] = {}
+
+    def write(self, rejects: Iterable[Reject]) -> None:
+        for reject in rejects:
+            raw = reject.raw.decode("utf-8", errors="replace").replace("\x00", "\\x00")
+            self._writer.writerow((reject.line, reject.reason, raw))
+            self.count += 1
+            kind = reason_kind(reject.reason)
+            self.reasons[kind] = self.reasons.get(kind, 0) + 1
+
+    def close(self) -> None:
+        if not self._handle.closed:
+            self._handle.close()
+
+
+def upload(s3: Any, path: Path, bucket: str, key: str, content_type: str) -> str:
+    """Upload a spool file (multipart when large); return its ``s3://`` URI."""
+    s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type})
+    return f"s3://{bucket}/{key}"
+
+
+def remove_object(s3: Any, bucket: str, key: str) -> None:
+    s3.delete_object(Bucket=bucket, Key=key)
+
+
+def reason_kind(reason: str) -> str:
+    """A reason with its values blanked out, to count rejects by kind in the summary."""
+    return _VALUES.sub("…", reason)

@@ -1,0 +1,57 @@
+"""The job's JSON summary: what the CLI, the success notice and a person read after a run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+
+@dataclass
+class JobSummary:
+    """Counts, unknown airport ids, where the rejects went, timings and the outcome."""
+
+    status: str
+    load_id: str
+    source_file: str
+    source_version: Optional[str] = None
+    execution_id: Optional[str] = None
+    layout: Optional[str] = None
+    flight_date_source: Optional[str] = None
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    blank_lines: int = 0
+    unmatched_airport_rows: int = 0
+    unknown_airport_ids: list[int] = field(default_factory=list)
+    rejects_uri: Optional[str] = None
+    rejects_by_reason: dict[str, int] = field(default_factory=dict)
+    reject_threshold: Optional[float] = None
+    error: Optional[str] = None
+    started_at: Optional[str] = None
+    finished_at: Optional[str] = None
+    timings_s: dict[str, float] = field(default_factory=dict)
+    summary_uri: Optional[str] = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "LOADED"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, sort_keys=False)
+
+
+def write_summary(s3: Any, summary: JobSummary, bucket: str, key: str) -> str:
+    """Put the summary as JSON at ``s3://bucket/key``; return that URI."""
+    uri = f"s3://{bucket}/{key}"
+    summary.summary_uri = uri
+    s3.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=summary.to_json().encode("utf-8"),
+        ContentType="application/json",
+    )
+    return uri

@@ -1,0 +1,33 @@
+"""Glue Python shell entry point: load one uploaded flights file into Redshift.
+
+Arguments arrive as ``--name value`` pairs (see flightpipe.etl.job_args). The
+library ships as a wheel (``--extra-py-files``); boto3 and pandas come with
+Glue's ``analytics`` library set. A rejected or failed load raises, so the Glue
+run — and the state machine step that waits for it — fails with the cause.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import boto3
+
+from flightpipe.etl.job import JobFailed, run_job
+from flightpipe.etl.job_args import JobArgs
+from flightpipe.warehouse import DataApiWarehouse, WarehouseTarget
+
+
+def main(argv: list) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = JobArgs.from_argv(argv)
+    target = WarehouseTarget.from_mapping(args.warehouse_settings())
+    warehouse = DataApiWarehouse(boto3.client("redshift-data"), target)
+    summary = run_job(args, boto3.client("s3"), warehouse)
+    print(summary.to_json())
+    if not summary.succeeded:
+        raise JobFailed(summary)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,50 @@
+-- Load one staged flights file into airlines.daily_flights_fact, in ONE transaction
+-- (one BatchExecuteStatement): stage it, replace the rows of its source file, enrich
+-- them with both airports, and record the attempt in the ledger. A failure anywhere
+-- rolls all of it back; the job then records a FAILED attempt separately.
+-- Parameters (already-quoted SQL literals): ${staged_uri}, ${iam_role}, ${source_file},
+-- ${source_version}, ${load_id}, ${rows_read}, ${rows_rejected},
+-- ${unmatched_airport_rows}, ${started_at}, ${execution_id}.
+
+CREATE TEMP TABLE flights_stage (
+    carrier        VARCHAR(8),
+    dep_airport_id BIGINT,
+    arr_airport_id BIGINT,
+    dep_delay      INTEGER,
+    arr_delay      INTEGER,
+    flight_date    DATE
+);
+
+COPY flights_stage (carrier, dep_airport_id, arr_airport_id, dep_delay, arr_delay, flight_date)
+FROM ${staged_uri}
+IAM_ROLE ${iam_role}
+GZIP
+FORMAT AS CSV;
+
+DELETE FROM airlines.daily_flights_fact WHERE source_file = ${source_file};
+
+INSERT INTO airlines.daily_flights_fact (
+    carrier, dep_airport_id, arr_airport_id,
+    dep_airport, dep_city, dep_state,
+    arr_airport, arr_city, arr_state,
+    dep_delay, arr_delay, flight_date,
+    source_file, load_id, loaded_at
+)
+SELECT s.carrier, s.dep_airport_id, s.arr_airport_id,
+       dep.name, dep.city, dep.state,
+       arr.name, arr.city, arr.state,
+       s.dep_delay, s.arr_delay, s.flight_date,
+       ${source_file}, ${load_id}, GETDATE()
+FROM flights_stage s
+LEFT JOIN airlines.airports_dim dep ON dep.airport_id = s.dep_airport_id
+LEFT JOIN airlines.airports_dim arr ON arr.airport_id = s.arr_airport_id;
+
+INSERT INTO airlines.load_ledger (
+    load_id, source_file, source_version, status,
+    rows_read, rows_loaded, rows_rejected, unmatched_airport_rows,
+    error, started_at, finished_at, execution_id
+)
+SELECT ${load_id}, ${source_file}, ${source_version}, 'LOADED',
+       ${rows_read}, COUNT(*), ${rows_rejected}, ${unmatched_airport_rows},
+       NULL, CAST(${started_at} AS TIMESTAMP), GETDATE(), ${execution_id}
+FROM flights_stage;
