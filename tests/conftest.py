@@ -32,15 +32,23 @@ class MemoryObjectStore:
 
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], bytes] = {}
+        # An S3 client (moto) whose objects COPY also sees, set by the ``s3`` fixture.
+        self.s3_client = None
 
     def put(self, bucket: str, key: str, body: bytes) -> None:
         self.objects[(bucket, key)] = body
 
     def read(self, bucket: str, key: str) -> bytes:
+        if (bucket, key) not in self.objects and self.s3_client is not None:
+            return self.s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
         return self.objects[(bucket, key)]
 
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
-        return [key for (name, key) in self.objects if name == bucket and key.startswith(prefix)]
+        keys = [key for (name, key) in self.objects if name == bucket and key.startswith(prefix)]
+        if self.s3_client is not None and not keys:
+            listing = self.s3_client.list_objects_v2(Bucket=bucket, Prefix=prefix)
+            keys = [item["Key"] for item in listing.get("Contents", [])]
+        return keys
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +82,22 @@ def warehouse(redshift_standin) -> Iterator:
         ]
     )
     yield StandInWarehouse(redshift_standin)
+
+
+TEST_BUCKET = "flightpipe-test-data"
+
+
+@pytest.fixture
+def s3(object_store: MemoryObjectStore) -> Iterator:
+    """An in-process moto S3 with the data bucket; the stand-in's COPY reads from it too."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=TEST_BUCKET)
+        object_store.s3_client = client
+        try:
+            yield client
+        finally:
+            object_store.s3_client = None

@@ -133,6 +133,7 @@ class CsvRecordReader:
         while True:
             chunk = self._stream.read(self._block_bytes)
             self.bytes_read += len(chunk)
+            eof = not chunk
             if first and chunk:
                 # Wait for three bytes before deciding about a byte-order mark.
                 while len(chunk) < 3:
@@ -144,10 +145,11 @@ class CsvRecordReader:
                 if chunk.startswith(_BOM):
                     chunk = chunk[len(_BOM) :]
                 first = False
-            eof = not chunk
             buffer = buffer + chunk if buffer else chunk
             if not buffer:
-                return
+                if eof:
+                    return
+                continue
             block, consumed, newlines = _split_records(buffer, line, final=eof)
             if block is None:
                 if len(buffer) > MAX_RECORD_BYTES:
