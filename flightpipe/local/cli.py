@@ -1,0 +1,278 @@
+"""``flightpipe local ...``: run, query and serve the pipeline on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Optional, TextIO
+
+from flightpipe.local.stack import LocalStack, repo_root
+
+DEFAULT_AIRPORTS = Path("..") / "shared" / "data" / "airports.csv"
+FACT_SAMPLE_SQL = (
+    "SELECT carrier, dep_airport_id, dep_airport, arr_airport_id, arr_airport, dep_delay, "
+    "arr_delay, flight_date FROM airlines.daily_flights_fact "
+    "ORDER BY flight_date NULLS LAST, carrier, dep_airport_id LIMIT 5"
+)
+EXIT_OK, EXIT_STACK_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``local`` and its commands on the top-level CLI."""
+    local = subparsers.add_parser(
+        "local", help="run the pipeline locally (emulated AWS, embedded warehouse)"
+    )
+    commands = local.add_subparsers(dest="local_command", required=True)
+
+    run = commands.add_parser(
+        "run", help="upload files to the local stack and run the pipeline on each"
+    )
+    run.add_argument("files", nargs="+", metavar="FILE", help="flight CSV files, uploaded in order")
+    run.add_argument("--json", action="store_true", help="print only the JSON summary")
+    run.add_argument("--state-dir", type=Path, help="keep the warehouse here between runs")
+    run.add_argument(
+        "--airports", type=Path, help=f"airports dimension CSV (default {DEFAULT_AIRPORTS})"
+    )
+    run.set_defaults(handler=cmd_run)
+
+    sql = commands.add_parser("sql", help="query the local warehouse (Redshift SQL)")
+    sql.add_argument("query", metavar="SQL")
+    sql.add_argument("--state-dir", type=Path, help="the warehouse of earlier runs")
+    sql.add_argument("--json", action="store_true", help="print rows as a JSON list of objects")
+    sql.set_defaults(handler=cmd_sql)
+
+    up = commands.add_parser("up", help="keep the local stack running for the AWS CLI and boto3")
+    up.add_argument("--state-dir", type=Path, help="keep the warehouse here between runs")
+    up.add_argument("--airports", type=Path, help="airports dimension CSV to upload at start")
+    up.add_argument(
+        "--port", type=int, default=0, help="port of the endpoint (default: a free one)"
+    )
+    up.set_defaults(handler=cmd_up)
+
+
+def default_airports() -> Optional[Path]:
+    candidate = (repo_root() / DEFAULT_AIRPORTS).resolve()
+    return candidate if candidate.is_file() else None
+
+
+@contextlib.contextmanager
+def quiet_stack_output(log_path: Path) -> Iterator[TextIO]:
+    """Send what the emulated functions and jobs print to ``log_path``; yield the real stdout."""
+    real_stdout = sys.stdout
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        log_path.open("a", encoding="utf-8") as log,
+        contextlib.redirect_stdout(log),
+        contextlib.redirect_stderr(log),
+    ):
+        yield real_stdout
+
+
+def _log_path(state_dir: Optional[Path]) -> Path:
+    base = state_dir or Path(tempfile.gettempdir())
+    return base / "flightpipe-local.log"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from flightpipe.local.run import PipelineRunner, resolve_files, run_report
+
+    real_stderr = sys.stderr
+    try:
+        files = resolve_files(args.files)
+    except FileNotFoundError as error:
+        print(f"flightpipe local run: {error}", file=real_stderr)
+        return EXIT_USAGE
+    airports = args.airports or default_airports()
+    if airports is None or not Path(airports).is_file():
+        print(
+            f"flightpipe local run: airports file not found ({airports or DEFAULT_AIRPORTS}); "
+            "pass --airports CSV",
+            file=real_stderr,
+        )
+        return EXIT_USAGE
+    log_path = _log_path(args.state_dir)
+    started = time.monotonic()
+    with quiet_stack_output(log_path) as out:
+        progress = None if args.json else (lambda line: _print(out, line))
+        try:
+            with LocalStack(state_dir=args.state_dir, echo=progress) as stack:
+                if progress:
+                    progress(f"local stack up at {stack.endpoint_url} (log: {log_path})")
+                stack.notices.on_notice = (
+                    (lambda n: _print(out, f"SNS {n.subject or ''}: {n.message}"))
+                    if progress
+                    else None
+                )
+                runner = PipelineRunner(stack, progress)
+                runner.upload_airports(Path(airports))
+                outcomes = runner.run_files(files)
+                report = run_report(outcomes, stack)
+                sample = [] if args.json else _fact_sample(stack)
+        except Exception as error:
+            print(f"flightpipe local run: the local stack failed: {error}", file=real_stderr)
+            print(f"(details in {log_path})", file=real_stderr)
+            return EXIT_STACK_FAILED
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_summary(report, sample, time.monotonic() - started)
+    return EXIT_OK
+
+
+def _print(out: TextIO, line: str) -> None:
+    out.write(line + "\n")
+    out.flush()
+
+
+def _fact_sample(stack: LocalStack) -> list[dict[str, Any]]:
+    from flightpipe.local.run import table_exists
+
+    if stack.standin is None or not table_exists(stack, "airlines.daily_flights_fact"):
+        return []
+    return stack.standin.query(FACT_SAMPLE_SQL).as_dicts()
+
+
+def _print_summary(report: dict[str, Any], sample: list[dict[str, Any]], seconds: float) -> None:
+    print()
+    print(
+        "file                              execution  load      read  loaded  rejected  unmatched"
+    )
+    for item in report["files"]:
+        print(
+            f"{Path(item['file']).name[:32]:<33} {item['execution_status']!s:<10} "
+            f"{item['load_status']!s:<8} {item['rows_read']:>6} {item['rows_loaded']:>7} "
+            f"{item['rows_rejected']:>9} {item['unmatched_airport_rows']:>10}"
+        )
+        if item["error"]:
+            print(f"    error: {item['error']}")
+    warehouse = report["warehouse"]
+    print(
+        f"\nwarehouse: {warehouse['daily_flights_fact_rows']} fact rows, "
+        f"{warehouse['airports_dim_rows']} airports  ({seconds:.1f}s)"
+    )
+    if sample:
+        print("\nairlines.daily_flights_fact (first rows):")
+        _print_table(sample)
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        print("(no rows)")
+        return
+    columns = list(rows[0])
+    cells = [[("" if row[c] is None else str(row[c])) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from flightpipe.local.redshift_standin import RedshiftStandIn, StandInSqlError
+
+    def no_s3(bucket: str, key: str) -> bytes:
+        raise StandInSqlError("COPY from S3 needs the running stack (flightpipe local up)")
+
+    with contextlib.ExitStack() as cleanup:
+        if args.state_dir is None:
+            print(
+                "flightpipe local sql: no --state-dir: querying an empty temporary warehouse",
+                file=sys.stderr,
+            )
+            data_dir = (
+                Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="flightpipe-")))
+                / "warehouse"
+            )
+        else:
+            data_dir = Path(args.state_dir) / "warehouse"
+            if not data_dir.is_dir():
+                print(f"flightpipe local sql: no warehouse in {args.state_dir}", file=sys.stderr)
+                return EXIT_USAGE
+        standin = cleanup.enter_context(RedshiftStandIn(data_dir, no_s3))
+        try:
+            result = standin.query(args.query)
+        except StandInSqlError as error:
+            print(f"ERROR: {error}", file=sys.stderr)
+            return EXIT_STACK_FAILED
+    rows = result.as_dicts()
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+    elif result.has_result_set:
+        _print_table(rows)
+        print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    else:
+        print(f"OK ({max(result.rowcount, 0)} rows affected)")
+    return EXIT_OK
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from flightpipe.local.run import AIRPORTS_KEY, describe_event
+
+    airports = args.airports or default_airports()
+    log_path = _log_path(args.state_dir)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    with quiet_stack_output(log_path) as out:
+        try:
+            stack = LocalStack(state_dir=args.state_dir, port=args.port).start()
+        except Exception as error:
+            print(f"flightpipe local up: the local stack failed: {error}", file=sys.__stderr__)
+            return EXIT_STACK_FAILED
+        try:
+            stack.notices.on_notice = lambda n: _print(out, f"SNS {n.subject or ''}: {n.message}")
+            if airports is not None:
+                stack.client("s3").upload_file(str(airports), stack.bucket, AIRPORTS_KEY)
+            for line in _up_banner(stack, airports, log_path):
+                _print(out, line)
+            _follow_executions(stack, stopping, lambda line: _print(out, line), describe_event)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            _print(out, "stopping the local stack")
+            stack.stop()
+    return EXIT_OK
+
+
+def _up_banner(stack: LocalStack, airports: Optional[Path], log_path: Path) -> list[str]:
+    exports = " ".join(f"{k}={v}" for k, v in stack.environment.items())
+    lines = [
+        f"local stack up at {stack.endpoint_url} (Ctrl-C stops it; log: {log_path})",
+        f"  export {exports}",
+        f"  bucket:        {stack.bucket}",
+        f"  state machine: {stack.state_machine_arn}",
+        f"  run the pipeline: aws --endpoint-url {stack.endpoint_url} s3 cp f.csv s3://{stack.bucket}/incoming/",
+    ]
+    if airports is not None:
+        lines.append(
+            f"  airports: {airports} uploaded to s3://{stack.bucket}/dimensions/airports.csv"
+        )
+    else:
+        lines.append(
+            f"  upload the airports dimension to s3://{stack.bucket}/dimensions/airports.csv first"
+        )
+    return lines
+
+
+def _follow_executions(
+    stack: LocalStack, stopping: threading.Event, emit: Any, describe_event: Any
+) -> None:
+    sfn = stack.client("stepfunctions")
+    seen: dict[str, int] = {}
+    while not stopping.is_set():
+        for item in sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]:
+            arn = item["executionArn"]
+            events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+            for event in events[seen.get(arn, 0) :]:
+                line = describe_event(event)
+                if line:
+                    emit(f"{item['name'][:8]}: {line}")
+            seen[arn] = len(events)
+        stopping.wait(0.5)

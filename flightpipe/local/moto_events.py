@@ -1,0 +1,160 @@
+"""EventBridge patch: rules whose target is a state machine start executions.
+
+moto 5.2.5 delivers rule targets to logs, SQS, buses and archives only; a state
+machine target raises inside ``Rule.send_to_targets`` and the exception silently
+stops delivery to the rules after it. Here the method is wrapped: state machine
+targets start an execution with the rule's input (``Input``, ``InputPath`` or
+``InputTransformer`` applied as EventBridge does, always — S3 notifications call
+the method with ``transform_input=False``), other targets go to moto's original
+code, and a failure is logged without stopping delivery to other targets and rules.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import re
+import uuid
+from typing import Any, Callable, Optional
+
+from moto.events import models as events_models
+
+from flightpipe.local._patching import PatchSet
+
+SEAM_OWNER = events_models.Rule
+SEAM_NAME = "send_to_targets"
+
+LOG = logging.getLogger(__name__)
+_PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.\-]+)>")
+_MISSING = object()
+
+StartListener = Callable[[str, str, dict], None]
+
+
+def json_path_value(document: Any, path: str) -> Any:
+    """The value at a simple JSON path (``$.detail.object.key``), or a missing marker."""
+    if path.strip() == "$":
+        return document
+    if not path.startswith("$."):
+        raise ValueError(f"unsupported input path {path!r}")
+    value = document
+    for part in path[2:].split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def apply_input_transformer(transformer: dict[str, Any], event: dict[str, Any]) -> str:
+    """Render an ``InputTransformer`` for ``event`` with EventBridge's quoting rules.
+
+    A placeholder inside a JSON string is replaced by the value's text, escaped for
+    that string; elsewhere by the value as JSON (``null`` when the path is missing).
+    """
+    values = {
+        name: json_path_value(event, path)
+        for name, path in (transformer.get("InputPathsMap") or {}).items()
+    }
+    values["aws.events.event"] = event
+    values["aws.events.event.json"] = event
+    template = transformer.get("InputTemplate") or ""
+    out: list[str] = []
+    in_string = False
+    position = 0
+    while position < len(template):
+        char = template[position]
+        match = _PLACEHOLDER.match(template, position) if char == "<" else None
+        if match and match.group(1) in values:
+            out.append(_render_value(values[match.group(1)], in_string))
+            position = match.end()
+            continue
+        if char == "\\" and in_string:
+            out.append(template[position : position + 2])
+            position += 2
+            continue
+        if char == '"':
+            in_string = not in_string
+        out.append(char)
+        position += 1
+    return "".join(out)
+
+
+def _render_value(value: Any, in_string: bool) -> str:
+    if value is _MISSING:
+        return "" if in_string else "null"
+    if in_string:
+        text = value if isinstance(value, str) else json.dumps(value)
+        return json.dumps(text)[1:-1]
+    return json.dumps(value)
+
+
+def target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
+    """The input a target receives for ``event``."""
+    if target.get("Input") is not None:
+        return target["Input"]
+    if target.get("InputPath"):
+        return json.dumps(json_path_value(event, target["InputPath"]))
+    if target.get("InputTransformer"):
+        return apply_input_transformer(target["InputTransformer"], event)
+    return json.dumps(event)
+
+
+def normalise_s3_event(event: dict[str, Any]) -> dict[str, Any]:
+    """moto names the S3 object's ETag ``eTag``; EventBridge events from S3 say ``etag``."""
+    detail = event.get("detail")
+    if event.get("source") != "aws.s3" or not isinstance(detail, dict):
+        return event
+    obj = detail.get("object")
+    if isinstance(obj, dict) and "eTag" in obj and "etag" not in obj:
+        event = copy.deepcopy(event)
+        event["detail"]["object"]["etag"] = event["detail"]["object"].pop("eTag")
+    return event
+
+
+def is_state_machine(arn: str) -> bool:
+    return arn.startswith("arn:") and ":states:" in arn and ":stateMachine:" in arn
+
+
+def start_execution(state_machine_arn: str, execution_input: str) -> str:
+    """Start an execution through moto's executing Step Functions backend; its ARN."""
+    from moto.stepfunctions.responses import get_backend
+
+    parts = state_machine_arn.split(":")
+    backend = get_backend(parts[4], parts[3])
+    execution = backend.start_execution(
+        state_machine_arn, name=str(uuid.uuid4()), execution_input=execution_input
+    )
+    return execution.execution_arn
+
+
+def install(patches: PatchSet, on_start: Optional[StartListener] = None) -> None:
+    """Deliver rule targets that are state machines; isolate delivery failures."""
+    original = SEAM_OWNER.__dict__[SEAM_NAME]
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        if getattr(self, "state", "ENABLED") != "ENABLED":
+            return
+        original_event = normalise_s3_event(original_event)
+        others = [t for t in self.targets if not is_state_machine(t["Arn"])]
+        machines = [t for t in self.targets if is_state_machine(t["Arn"])]
+        if others:
+            clone = copy.copy(self)
+            clone.targets = others
+            try:
+                original(clone, original_event, transform_input)
+            except Exception:
+                LOG.exception("rule %s: delivery to a target failed", self.name)
+        if not machines or not self.event_pattern.matches_event(original_event):
+            return
+        for target in machines:
+            try:
+                execution_input = target_input(target, original_event)
+                json.loads(execution_input)
+                arn = start_execution(target["Arn"], execution_input)
+                if on_start is not None:
+                    on_start(self.name, arn, json.loads(execution_input))
+            except Exception:
+                LOG.exception("rule %s: starting %s failed", self.name, target["Arn"])
+
+    patches.replace(SEAM_OWNER, SEAM_NAME, send_to_targets)

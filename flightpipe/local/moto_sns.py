@@ -1,0 +1,72 @@
+"""SNS patch: every message published to a topic is captured and shown.
+
+The pipeline reports success and failure by SNS (email on AWS). Locally there is
+nobody to mail, so ``Topic.publish`` is wrapped: moto delivers the message to the
+topic's subscriptions as before, and :class:`NoticeBoard` keeps a copy (topic,
+subject, message) for the CLI to print and tests to assert on.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from moto.sns import models as sns_models
+
+from flightpipe.local._patching import PatchSet
+
+SEAM_OWNER = sns_models.Topic
+SEAM_NAME = "publish"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One published message."""
+
+    topic_arn: str
+    subject: Optional[str]
+    message: str
+    published_at: float
+
+    def body(self) -> Any:
+        """The message parsed as JSON when it is JSON, else the text."""
+        try:
+            return json.loads(self.message)
+        except ValueError:
+            return self.message
+
+
+class NoticeBoard:
+    """Messages published to SNS topics, in order."""
+
+    def __init__(self, on_notice: Optional[Callable[[Notice], None]] = None) -> None:
+        self._notices: list[Notice] = []
+        self._lock = threading.Lock()
+        self.on_notice = on_notice
+
+    def add(self, notice: Notice) -> None:
+        with self._lock:
+            self._notices.append(notice)
+        if self.on_notice is not None:
+            self.on_notice(notice)
+
+    def notices(self) -> list[Notice]:
+        with self._lock:
+            return list(self._notices)
+
+
+def install(patches: PatchSet, board: NoticeBoard) -> None:
+    """Capture every message published to a topic on ``board``."""
+    original = SEAM_OWNER.__dict__[SEAM_NAME]
+
+    def publish(
+        self: Any, message: str, subject: Optional[str] = None, *args: Any, **kwargs: Any
+    ) -> str:
+        message_id = original(self, message, subject, *args, **kwargs)
+        board.add(Notice(self.arn, subject, message, time.time()))
+        return message_id
+
+    patches.replace(SEAM_OWNER, SEAM_NAME, publish)

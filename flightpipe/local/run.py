@@ -1,0 +1,292 @@
+"""Run the pipeline on files through the local stack, as an upload to S3 runs it on AWS.
+
+Files are uploaded with ``PutObject`` to ``incoming/<name>``; the bucket's
+EventBridge notification, the rule and the state machine do the rest. Nothing
+here starts an execution. Each upload's execution is found by its input (key and
+object version), followed event by event, and summarised from the execution and
+the warehouse's load ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from flightpipe.local.stack import LocalStack
+
+INCOMING_PREFIX = "incoming/"
+AIRPORTS_KEY = "dimensions/airports.csv"
+TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+LEDGER_QUERY = (
+    "SELECT status, rows_read, rows_loaded, rows_rejected, unmatched_airport_rows, error "
+    "FROM airlines.load_ledger WHERE execution_id = {arn} ORDER BY started_at DESC LIMIT 1"
+)
+
+Progress = Callable[[str], None]
+
+
+class RunError(RuntimeError):
+    """An upload did not start an execution, or an execution did not end in time."""
+
+
+@dataclass
+class FileOutcome:
+    """One uploaded file's result: the ``files[]`` entry of ``flightpipe local run --json``."""
+
+    file: str
+    key: str
+    execution_status: Optional[str] = None
+    load_status: Optional[str] = None
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    unmatched_airport_rows: int = 0
+    error: Optional[str] = None
+    execution_arn: Optional[str] = field(default=None, repr=False)
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("execution_arn")
+        return data
+
+
+@dataclass
+class Upload:
+    """A file put under ``incoming/`` and the execution it started."""
+
+    file: Path
+    key: str
+    version_id: Optional[str]
+    etag: str
+    execution_arn: Optional[str] = None
+    seen_events: int = 0
+
+
+def sql_literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+class PipelineRunner:
+    """Uploads files to a running :class:`LocalStack` and follows their executions."""
+
+    def __init__(
+        self, stack: LocalStack, progress: Optional[Progress] = None, timeout_s: float = 300.0
+    ) -> None:
+        self.stack = stack
+        self._progress = progress or (lambda message: None)
+        self._timeout = timeout_s
+        self._s3 = stack.client("s3")
+        self._sfn = stack.client("stepfunctions")
+        self._known: set[str] = set()
+
+    def upload_airports(self, path: Path) -> None:
+        self._s3.upload_file(str(path), self.stack.bucket, AIRPORTS_KEY)
+        self._progress(f"uploaded {path.name} -> s3://{self.stack.bucket}/{AIRPORTS_KEY}")
+
+    def upload(self, path: Path, key: Optional[str] = None) -> Upload:
+        """Put ``path`` at ``incoming/<name>`` (or ``key``); the S3 event starts the pipeline."""
+        key = key or INCOMING_PREFIX + path.name
+        with path.open("rb") as body:
+            response = self._s3.put_object(Bucket=self.stack.bucket, Key=key, Body=body)
+        upload = Upload(path, key, response.get("VersionId"), response["ETag"].strip('"'))
+        self._progress(f"uploaded {path.name} -> s3://{self.stack.bucket}/{key}")
+        return upload
+
+    def run_files(self, paths: Sequence[Path], concurrent: bool = False) -> list[FileOutcome]:
+        """Upload each file and wait for its execution: in order, or all at once."""
+        outcomes = []
+        if concurrent:
+            uploads = [self.upload(path) for path in paths]
+            self.wait(uploads)
+            return [self.outcome(upload) for upload in uploads]
+        for path in paths:
+            upload = self.upload(path)
+            self.wait([upload])
+            outcomes.append(self.outcome(upload))
+        return outcomes
+
+    def wait(self, uploads: Sequence[Upload]) -> None:
+        """Follow the uploads' executions until all have ended, reporting each state."""
+        deadline = time.monotonic() + self._timeout
+        pending = list(uploads)
+        while pending:
+            for upload in pending:
+                if upload.execution_arn is None:
+                    self._find_execution(upload)
+                if upload.execution_arn is not None:
+                    self._follow(upload)
+            pending = [u for u in pending if u.execution_arn is None or not self._ended(u)]
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                names = ", ".join(u.key for u in pending)
+                raise RunError(f"executions did not end within {self._timeout:.0f}s: {names}")
+            time.sleep(0.1)
+
+    def _find_execution(self, upload: Upload) -> None:
+        paginator = self._sfn.get_paginator("list_executions")
+        for page in paginator.paginate(stateMachineArn=self.stack.state_machine_arn):
+            for item in page["executions"]:
+                arn = item["executionArn"]
+                if arn in self._known:
+                    continue
+                described = self._sfn.describe_execution(executionArn=arn)
+                document = json.loads(described.get("input") or "{}")
+                if document.get("key") == upload.key and _same_object(document, upload):
+                    self._known.add(arn)
+                    upload.execution_arn = arn
+                    self._progress(f"{upload.file.name}: execution {described['name']} started")
+                    return
+
+    def _follow(self, upload: Upload) -> None:
+        events = self._history(upload.execution_arn or "")
+        for event in events[upload.seen_events :]:
+            line = describe_event(event)
+            if line:
+                self._progress(f"{upload.file.name}: {line}")
+        upload.seen_events = len(events)
+
+    def _history(self, arn: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
+        while True:
+            page = self._sfn.get_execution_history(**kwargs)
+            events.extend(page["events"])
+            if not page.get("nextToken"):
+                return events
+            kwargs["nextToken"] = page["nextToken"]
+
+    def _ended(self, upload: Upload) -> bool:
+        status = self._sfn.describe_execution(executionArn=upload.execution_arn)["status"]
+        if status in TERMINAL:
+            self._follow(upload)
+            return True
+        return False
+
+    def outcome(self, upload: Upload) -> FileOutcome:
+        """What became of one upload: the execution's status and the ledger's counts."""
+        result = FileOutcome(file=str(upload.file), key=upload.key)
+        if upload.execution_arn is None:
+            result.error = "no execution started for this upload"
+            return result
+        result.execution_arn = upload.execution_arn
+        execution = self._sfn.describe_execution(executionArn=upload.execution_arn)
+        result.execution_status = execution["status"]
+        ledger = self.ledger_row(upload.execution_arn)
+        if ledger:
+            result.load_status = ledger["status"]
+            for name in ("rows_read", "rows_loaded", "rows_rejected", "unmatched_airport_rows"):
+                result.__setattr__(name, int(ledger[name] or 0))
+            result.error = ledger["error"]
+        if result.error is None and execution["status"] != "SUCCEEDED":
+            result.error = execution_error(self._history(upload.execution_arn), execution)
+        return result
+
+    def ledger_row(self, execution_arn: str) -> Optional[dict[str, Any]]:
+        standin = self.stack.standin
+        if standin is None or not table_exists(self.stack, "airlines.load_ledger"):
+            return None
+        rows = standin.query(LEDGER_QUERY.format(arn=sql_literal(execution_arn))).as_dicts()
+        return rows[0] if rows else None
+
+
+def _same_object(document: dict[str, Any], upload: Upload) -> bool:
+    if upload.version_id and document.get("version_id"):
+        return document["version_id"] == upload.version_id
+    return str(document.get("etag", "")).strip('"') == upload.etag
+
+
+def describe_event(event: dict[str, Any]) -> Optional[str]:
+    """One line of progress for an execution history event (None for the uninteresting)."""
+    kind = event["type"]
+    if kind.endswith("StateEntered"):
+        return f"-> {event['stateEnteredEventDetails']['name']}"
+    if kind in ("TaskFailed", "LambdaFunctionFailed"):
+        details = (
+            event.get("taskFailedEventDetails")
+            or event.get("lambdaFunctionFailedEventDetails")
+            or {}
+        )
+        return f"   {kind}: {details.get('error')}: {_short(details.get('cause'))}"
+    if kind == "ExecutionSucceeded":
+        return "execution SUCCEEDED"
+    if kind == "ExecutionFailed":
+        details = event.get("executionFailedEventDetails") or {}
+        return f"execution FAILED: {details.get('error')}: {_short(details.get('cause'))}"
+    if kind in ("ExecutionAborted", "ExecutionTimedOut"):
+        return f"execution {kind[len('Execution') :].upper()}"
+    return None
+
+
+def _short(text: Optional[str], limit: int = 160) -> str:
+    text = cause_message(text or "")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def cause_message(cause: str) -> str:
+    """The human message inside a Step Functions cause (Lambda error or Glue job run JSON)."""
+    try:
+        document = json.loads(cause)
+    except ValueError:
+        return cause
+    if isinstance(document, dict):
+        for key in ("ErrorMessage", "errorMessage", "error", "Error", "cause", "Cause"):
+            value = document.get(key)
+            if isinstance(value, str) and value:
+                return cause_message(value)
+    return cause
+
+
+def execution_error(history: Iterable[dict[str, Any]], execution: dict[str, Any]) -> str:
+    """Why an execution did not succeed: the first task failure, else the execution's error."""
+    for event in history:
+        if event["type"] in ("TaskFailed", "LambdaFunctionFailed"):
+            details = (
+                event.get("taskFailedEventDetails")
+                or event.get("lambdaFunctionFailedEventDetails")
+                or {}
+            )
+            return f"{details.get('error')}: {cause_message(details.get('cause') or '')}"
+    error = execution.get("error") or execution["status"]
+    return f"{error}: {cause_message(execution.get('cause') or '')}".rstrip(": ")
+
+
+def table_exists(stack: LocalStack, table: str) -> bool:
+    if stack.standin is None:
+        return False
+    result = stack.standin.query(f"SELECT to_regclass({sql_literal(table)}) IS NOT NULL AS present")
+    return bool(result.rows[0][0])
+
+
+def warehouse_counts(stack: LocalStack) -> dict[str, int]:
+    """Row counts of the fact table and the airports dimension (0 when not created yet)."""
+    counts = {}
+    for name, table in (
+        ("daily_flights_fact_rows", "airlines.daily_flights_fact"),
+        ("airports_dim_rows", "airlines.airports_dim"),
+    ):
+        if table_exists(stack, table):
+            counts[name] = int(stack.standin.query(f"SELECT COUNT(*) FROM {table}").rows[0][0])  # type: ignore[union-attr]
+        else:
+            counts[name] = 0
+    return counts
+
+
+def run_report(outcomes: Sequence[FileOutcome], stack: LocalStack) -> dict[str, Any]:
+    """The document ``flightpipe local run --json`` prints."""
+    return {
+        "files": [outcome.as_json() for outcome in outcomes],
+        "warehouse": warehouse_counts(stack),
+    }
+
+
+def resolve_files(paths: Iterable[str]) -> list[Path]:
+    files = [Path(p) for p in paths]
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"no such file: {', '.join(missing)}")
+    return files

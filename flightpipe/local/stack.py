@@ -1,0 +1,245 @@
+"""The local stack: moto, patched, plus the embedded warehouse, deployed from serverless.yml.
+
+One process serves it all on loopback: a moto server (real Step Functions
+execution) with the patches of this package, the PostgreSQL stand-in for
+Redshift, and the resources of the packaged CloudFormation template. Code that
+runs "in AWS" — the Lambda handlers and the Glue script — runs in this process
+with boto3 pointed at the emulator, exactly as it runs in AWS otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import boto3
+import boto3.session
+from botocore.config import Config
+
+from flightpipe.local import (
+    moto_events,
+    moto_glue_crawler,
+    moto_glue_jobs,
+    moto_lambda,
+    moto_redshift_data,
+    moto_sfn_glue,
+    moto_sfn_time,
+    moto_sns,
+)
+from flightpipe.local._patching import PatchSet
+from flightpipe.local.deploy import Deployer, Deployment
+from flightpipe.local.redshift_standin import RedshiftStandIn, boto3_object_store
+from flightpipe.local.template import DEFAULT_REGION, DEFAULT_STAGE, PackagedStack, package
+
+LOOPBACK = "127.0.0.1"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+_UNSET_ENV = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CA_BUNDLE")
+_ACTIVE = threading.Lock()
+
+Echo = Callable[[str], None]
+
+
+def repo_root() -> Path:
+    """The repository this package is installed from (serverless.yml beside the package)."""
+    return Path(__file__).resolve().parents[2]
+
+
+class StackError(RuntimeError):
+    """The local stack could not start."""
+
+
+class LocalStack:
+    """Start with :meth:`start` (or ``with``), use :meth:`client`, end with :meth:`stop`."""
+
+    def __init__(
+        self,
+        repo: Optional[Path] = None,
+        state_dir: Optional[Path] = None,
+        time_scale: float = moto_sfn_time.DEFAULT_SCALE,
+        port: int = 0,
+        echo: Optional[Echo] = None,
+        stage: str = DEFAULT_STAGE,
+        region: str = DEFAULT_REGION,
+        packaged: Optional[PackagedStack] = None,
+    ) -> None:
+        self.repo = (repo or repo_root()).resolve()
+        self.state_dir = Path(state_dir).resolve() if state_dir else None
+        self.time_scale = time_scale
+        self.region = region
+        self.stage = stage
+        self._port = port
+        self._packaged = packaged
+        self._echo = echo or (lambda message: None)
+        self._patches = PatchSet()
+        self._saved_env: dict[str, Optional[str]] = {}
+        self._server: Any = None
+        self._temp_dir: Optional[Path] = None
+        self._owns_lock = False
+        self.endpoint_url = ""
+        self.standin: Optional[RedshiftStandIn] = None
+        self.data_api: Optional[moto_redshift_data.LocalDataApi] = None
+        self.crawlers: Optional[moto_glue_crawler.CrawlerEmulator] = None
+        self.notices = moto_sns.NoticeBoard()
+        self.deployment: Optional[Deployment] = None
+        self._session = boto3.session.Session()
+        self._client_lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        if not _ACTIVE.acquire(blocking=False):
+            raise StackError("a local stack is already running in this process")
+        self._owns_lock = True
+        try:
+            packaged = self._packaged or package(self.repo, stage=self.stage, region=self.region)
+            self._start_server()
+            self._start_warehouse()
+            self._install_patches()
+            deployer = Deployer(packaged.template, self.client, packaged.stack_name, self.region)
+            self.deployment = deployer.deploy()
+            assert self.data_api is not None
+            self.data_api.workgroups.update(self.deployment.workgroups)
+            self.data_api.clusters.update(self.deployment.clusters)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop everything that was started and restore moto and the environment."""
+        self._patches.restore()
+        if self.data_api is not None:
+            self.data_api.close()
+            self.data_api = None
+        if self.standin is not None:
+            self.standin.close()
+            self.standin = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+        if self._temp_dir is not None:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+            self._temp_dir = None
+        if self._owns_lock:
+            self._owns_lock = False
+            _ACTIVE.release()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- access ----------------------------------------------------------------------------
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of the emulator (creation is serialised: sessions are not thread-safe)."""
+        with self._client_lock:
+            return self._session.client(
+                service,
+                endpoint_url=self.endpoint_url,
+                region_name=self.region,
+                aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+            )
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """What a shell or a boto3 script exports to talk to the stack."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            **CREDENTIALS,
+        }
+
+    @property
+    def bucket(self) -> str:
+        return self._deployed().one("AWS::S3::Bucket", "Data").ref
+
+    @property
+    def state_machine_arn(self) -> str:
+        return self._deployed().one("AWS::StepFunctions::StateMachine").ref
+
+    @property
+    def crawler_name(self) -> str:
+        return self._deployed().one("AWS::Glue::Crawler").ref
+
+    @property
+    def job_name(self) -> str:
+        return self._deployed().one("AWS::Glue::Job").ref
+
+    def _deployed(self) -> Deployment:
+        if self.deployment is None:
+            raise StackError("the stack is not deployed")
+        return self.deployment
+
+    # -- start-up steps --------------------------------------------------------------------
+
+    def _start_server(self) -> None:
+        from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=self._port, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        self._set_env({"MOTO_PORT": str(port), **self.environment})
+        self._post("/moto-api/reset", {})
+        self._post("/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
+
+    def _post(self, path: str, body: dict[str, Any]) -> None:
+        request = urllib.request.Request(
+            self.endpoint_url + path,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+
+    def _set_env(self, values: dict[str, str]) -> None:
+        for key in (*values, *_UNSET_ENV):
+            self._saved_env.setdefault(key, os.environ.get(key))
+        for key in _UNSET_ENV:
+            os.environ.pop(key, None)
+        os.environ.update(values)
+
+    def _start_warehouse(self) -> None:
+        if self.state_dir is None:
+            self._temp_dir = Path(tempfile.mkdtemp(prefix="flightpipe-"))
+            data_dir = self._temp_dir / "warehouse"
+        else:
+            data_dir = self.state_dir / "warehouse"
+        reader, lister = boto3_object_store(self.client("s3"))
+        self.standin = RedshiftStandIn(data_dir, reader, lister)
+        self.data_api = moto_redshift_data.LocalDataApi(self.standin)
+
+    def _install_patches(self) -> None:
+        assert self.data_api is not None
+        patches = self._patches
+        moto_lambda.install(patches, self.repo, self.environment)
+        moto_events.install(patches)
+        moto_sfn_glue.install(patches)
+        moto_sfn_time.install(patches, self.time_scale)
+        self.crawlers = moto_glue_crawler.CrawlerEmulator(
+            lambda: self.client("s3"), lambda: self.client("glue")
+        )
+        moto_glue_crawler.install(patches, self.crawlers)
+        moto_glue_jobs.install(patches, moto_glue_jobs.JobRunner(self.repo / "glue_scripts"))
+        moto_redshift_data.install(patches, self.data_api)
+        moto_sns.install(patches, self.notices)
