@@ -77,5 +77,5 @@ def test_a_header_of_unknown_names_lists_every_required_field():
 
 
 def test_a_first_line_of_data_is_reported_as_a_missing_header():
-    with pytest.raises(FileRejected, match="no header row.*DL,11433,13303,-3,1"):
+    with pytest.raises(FileRejected, match=r"no header row.*DL,11433,13303,-3,1"):
         resolve_columns(["DL", "11433", "13303", "-3", "1"])

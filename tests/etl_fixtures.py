@@ -1,0 +1,79 @@
+"""Helpers shared by the ETL job tests: airports in the warehouse, running the job on a file."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any, Optional
+
+from flightpipe.etl.job import run_job
+from flightpipe.etl.job_args import JobArgs
+from flightpipe.etl.summary import JobSummary
+from flightpipe.sql import render_statements
+
+BUCKET = "flightpipe-test-data"
+COPY_ROLE = "arn:aws:iam::123456789012:role/flightpipe-copy"
+DIM_BUCKET = "flightpipe-test-dimensions"
+
+
+def load_airports(warehouse: Any, object_store: Any, airports_csv: Path) -> None:
+    """Load the airports dimension with the project's own COPY statements."""
+    object_store.put(DIM_BUCKET, "dimensions/airports.csv", airports_csv.read_bytes())
+    warehouse.execute_batch(
+        render_statements(
+            "load_airports.sql",
+            source_uri=f"s3://{DIM_BUCKET}/dimensions/airports.csv",
+            source_version="v1",
+            iam_role=COPY_ROLE,
+        )
+    )
+
+
+def run_on(
+    s3: Any,
+    warehouse: Any,
+    key: str,
+    body: bytes,
+    threshold: Optional[str] = None,
+    **extra: str,
+) -> JobSummary:
+    """Upload ``body`` as ``key`` and run the job on it."""
+    put = s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    values = {
+        "bucket": BUCKET,
+        "key": key,
+        "etag": put["ETag"].strip('"'),
+        "execution_id": "arn:aws:states:us-east-1:123456789012:execution:pipeline:run-1",
+        "copy_role_arn": COPY_ROLE,
+        "summary_key": "reports/run-1.json",
+        **extra,
+    }
+    if put.get("VersionId"):
+        values.setdefault("version_id", put["VersionId"])
+    if threshold is not None:
+        values["reject_threshold"] = threshold
+    return run_job(JobArgs.from_mapping(values), s3, warehouse, block_bytes=64 << 10)
+
+
+def facts(warehouse: Any, source_file: Optional[str] = None) -> list[dict]:
+    where = "" if source_file is None else f" WHERE source_file = '{source_file}'"
+    return warehouse.query(
+        "SELECT carrier, dep_airport_id, arr_airport_id, dep_airport, dep_city, dep_state, "
+        "arr_airport, arr_city, arr_state, dep_delay, arr_delay, flight_date, source_file, "
+        f"load_id FROM airlines.daily_flights_fact{where} ORDER BY load_id, carrier, "
+        "dep_airport_id, arr_airport_id, dep_delay, arr_delay"
+    )
+
+
+def ledger(warehouse: Any) -> list[dict]:
+    return warehouse.query("SELECT * FROM airlines.load_ledger ORDER BY started_at, finished_at")
+
+
+def read_object(s3: Any, key: str, bucket: str = BUCKET) -> bytes:
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def rejects_rows(s3: Any, uri: str) -> list[list[str]]:
+    key = uri.split("/", 3)[3]
+    return list(csv.reader(io.StringIO(read_object(s3, key).decode("utf-8"))))

@@ -1,0 +1,244 @@
+"""The whole job on moto S3 and the embedded warehouse: every row and outcome accounted for."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import datetime as dt
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from etl_fixtures import BUCKET, facts, ledger, load_airports, read_object, rejects_rows, run_on
+
+from flightpipe.etl.job import JobFailed
+
+pytestmark = pytest.mark.warehouse
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def loaded(warehouse, object_store, shared_data, s3):
+    """The warehouse with the real airports dimension, and the S3 client."""
+    load_airports(warehouse, object_store, shared_data / "airports.csv")
+    return warehouse, s3
+
+
+def _keys(s3, prefix: str) -> list[str]:
+    listing = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+    return [item["Key"] for item in listing.get("Contents", [])]
+
+
+def test_sample_file_loads_all_13_rows_with_the_input_values(loaded, shared_data):
+    warehouse, s3 = loaded
+    body = (shared_data / "sample_flights.csv").read_bytes()
+    assert not body.endswith(b"\n")
+    summary = run_on(s3, warehouse, "incoming/date=2023-01-01/sample_flights.csv", body)
+    assert summary.status == "LOADED", summary.error
+    assert (summary.rows_read, summary.rows_loaded, summary.rows_rejected) == (13, 13, 0)
+    expected = sorted(
+        (
+            row["Carrier"],
+            int(row["OriginAirportID"]),
+            int(row["DestAirportID"]),
+            int(row["DepDelay"]),
+            int(row["ArrDelay"]),
+        )
+        for row in csv.DictReader(body.decode().splitlines())
+    )
+    rows = facts(warehouse)
+    got = sorted(
+        (r["carrier"], r["dep_airport_id"], r["arr_airport_id"], r["dep_delay"], r["arr_delay"])
+        for r in rows
+    )
+    assert got == expected
+    assert {r["flight_date"] for r in rows} == {dt.date(2023, 1, 1)}
+    assert summary.flight_date_source == "object key date=2023-01-01"
+    assert summary.layout == "tutorial" and summary.rejects_uri is None
+
+
+def test_bts_file_accounts_for_every_row_and_keeps_unknown_airports(loaded, shared_data):
+    warehouse, s3 = loaded
+    path = shared_data / "bts_ontime_2023_01_OK.csv"
+    summary = run_on(s3, warehouse, "incoming/bts_ontime_2023_01_OK.csv", path.read_bytes())
+    assert summary.status == "LOADED", summary.error
+    assert summary.rows_read == 6068 == summary.rows_loaded + summary.rows_rejected
+    rows = facts(warehouse)
+    assert len(rows) == summary.rows_loaded
+    unmatched = [r for r in rows if r["dep_city"] is None or r["arr_city"] is None]
+    assert len(unmatched) == summary.unmatched_airport_rows > 0
+    unknown = {r["dep_airport_id"] for r in rows if r["dep_city"] is None}
+    unknown |= {r["arr_airport_id"] for r in rows if r["arr_city"] is None}
+    assert sorted(unknown) == summary.unknown_airport_ids
+    [entry] = ledger(warehouse)
+    assert entry["status"] == "LOADED"
+    assert entry["rows_read"] == 6068 and entry["rows_loaded"] == summary.rows_loaded
+    assert entry["unmatched_airport_rows"] == summary.unmatched_airport_rows
+
+
+def test_bts_rows_match_the_input_for_a_sample_of_rows(loaded, shared_data):
+    warehouse, s3 = loaded
+    path = shared_data / "bts_ontime_2023_01_OK.csv"
+    run_on(s3, warehouse, "incoming/bts.csv", path.read_bytes())
+    with path.open(newline="") as handle:
+        source = list(csv.DictReader(handle))
+    loaded_rows = {}
+    for r in facts(warehouse):
+        key = (
+            r["carrier"],
+            r["dep_airport_id"],
+            r["arr_airport_id"],
+            r["flight_date"],
+            r["dep_delay"],
+            r["arr_delay"],
+        )
+        loaded_rows[key] = loaded_rows.get(key, 0) + 1
+
+    def delay(text):
+        return int(float(text)) if text else None
+
+    for row in source[::97]:
+        month, day, year = row["FL_DATE"].split()[0].split("/")
+        key = (
+            row["OP_UNIQUE_CARRIER"],
+            int(row["ORIGIN_AIRPORT_ID"]),
+            int(row["DEST_AIRPORT_ID"]),
+            dt.date(int(year), int(month), int(day)),
+            delay(row["DEP_DELAY"]),
+            delay(row["ARR_DELAY"]),
+        )
+        assert loaded_rows.get(key, 0) >= 1, key
+    assert any(r["dep_delay"] is None for r in facts(warehouse))  # cancelled flights: NULL
+
+
+def test_summary_json_is_written_and_the_staged_file_removed(loaded, shared_data):
+    warehouse, s3 = loaded
+    summary = run_on(
+        s3, warehouse, "incoming/s.csv", (shared_data / "sample_flights.csv").read_bytes()
+    )
+    document = json.loads(read_object(s3, "reports/run-1.json"))
+    assert document["status"] == "LOADED" and document["rows_loaded"] == 13
+    assert document["load_id"] == summary.load_id
+    assert set(document["timings_s"]) >= {"read_validate", "upload", "load", "total"}
+    assert _keys(s3, "staging/") == []
+
+
+def test_header_variants_bom_crlf_quoting_and_column_order_all_load(loaded):
+    warehouse, s3 = loaded
+    body = (
+        b'\xef\xbb\xbf"ArrDelay ", Note ,DESTAIRPORTID,carrier,DepDelay,originAirportId\r\n'
+        b'7,"multi\r\nline, note",13303,DL,-3.00,11433\r\n'
+        b'"",plain,12478,"AA",,14869'
+    )
+    summary = run_on(s3, warehouse, "incoming/variants.csv", body)
+    assert summary.status == "LOADED", summary.error
+    got = sorted(
+        (r["carrier"], r["dep_airport_id"], r["arr_airport_id"], r["dep_delay"], r["arr_delay"])
+        for r in facts(warehouse)
+    )
+    assert got == [("AA", 14869, 12478, None, None), ("DL", 11433, 13303, -3, 7)]
+
+
+def test_rejected_rows_go_to_a_rejects_file_with_line_raw_text_and_reason(loaded):
+    warehouse, s3 = loaded
+    body = (
+        b"Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\n"
+        b"DL,11433,13303,1,2\n"
+        b"DL,11433,13303,1\n"
+        b"DL,11433,13303,9999,2\n"
+        b"UA,14869,12478,3,4\n"
+    )
+    summary = run_on(s3, warehouse, "incoming/some-bad.csv", body, threshold="0.5")
+    assert summary.status == "LOADED"
+    assert (summary.rows_read, summary.rows_loaded, summary.rows_rejected) == (4, 2, 2)
+    assert summary.rejects_uri == f"s3://{BUCKET}/rejected/{summary.load_id}.csv"
+    assert rejects_rows(s3, summary.rejects_uri) == [
+        ["line_number", "reason", "raw_text"],
+        ["3", "wrong number of fields: expected 5, found 4", "DL,11433,13303,1"],
+        ["4", "dep_delay 9999 is outside the sane bound of ±4000 minutes", "DL,11433,13303,9999,2"],
+    ]
+    assert len(facts(warehouse)) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "cause"),
+    [
+        (b"", "the object is empty"),
+        (b"DL,11433,13303,-3,1\nDL,14869,12478,0,-8\n", "no header row"),
+        (
+            b"Carrier,OriginAirportID,DepDelay\nDL,1,2\n",
+            "required columns missing: arr_airport_id (accepted names: DestAirportID, "
+            "DEST_AIRPORT_ID); arr_delay (accepted names: ArrDelay, ARR_DELAY)",
+        ),
+        (gzip.compress(b"Carrier,OriginAirportID\n" * 50), "not text"),
+        (b"Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\n", "no data rows"),
+    ],
+    ids=["empty", "no-header", "missing-columns", "not-text", "header-only"],
+)
+def test_whole_file_rejections_load_nothing_and_record_the_cause(loaded, body, cause):
+    warehouse, s3 = loaded
+    summary = run_on(s3, warehouse, "incoming/bad.csv", body)
+    assert summary.status == "REJECTED"
+    assert cause in summary.error
+    assert facts(warehouse) == []
+    [entry] = ledger(warehouse)
+    assert entry["status"] == "REJECTED" and cause in entry["error"]
+    assert entry["rows_loaded"] == 0
+    assert json.loads(read_object(s3, "reports/run-1.json"))["status"] == "REJECTED"
+    with pytest.raises(JobFailed, match="REJECTED: .*" + cause.split(":")[0]):
+        raise JobFailed(summary)
+
+
+def test_more_rejects_than_the_threshold_reject_the_file_but_keep_the_rejects(loaded):
+    warehouse, s3 = loaded
+    rows = b"DL,11433,13303,1,2\n" * 18 + b"DL,x,13303,1,2\n" * 2
+    body = b"Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\n" + rows
+    summary = run_on(s3, warehouse, "incoming/too-many.csv", body)  # default threshold 5%
+    assert summary.status == "REJECTED"
+    assert "2 of 20 data rows rejected (10.0%), more than the threshold of 5.0%" in summary.error
+    assert len(rejects_rows(s3, summary.rejects_uri)) == 3
+    assert facts(warehouse) == []
+    assert ledger(warehouse)[0]["rows_rejected"] == 2
+    assert run_on(s3, warehouse, "incoming/too-many.csv", body, threshold="0.1").status == "LOADED"
+
+
+class _FailingLoad:
+    """A warehouse whose load batch fails (the COPY cannot read the staged file)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def query(self, sql):
+        return self.inner.query(sql)
+
+    def execute_batch(self, statements):
+        statements = list(statements)
+        if any(s.startswith("COPY flights_stage") for s in statements):
+            statements = [s.replace("staging/", "staging/missing-") for s in statements]
+        self.inner.execute_batch(statements)
+
+
+def test_a_failed_load_records_failed_and_removes_the_staged_file(loaded, shared_data):
+    warehouse, s3 = loaded
+    summary = run_on(
+        s3,
+        _FailingLoad(warehouse),
+        "incoming/s.csv",
+        (shared_data / "sample_flights.csv").read_bytes(),
+    )
+    assert summary.status == "FAILED" and "StatementError" in summary.error
+    [entry] = ledger(warehouse)
+    assert entry["status"] == "FAILED" and entry["rows_read"] == 13 and entry["rows_loaded"] == 0
+    assert facts(warehouse) == [] and _keys(s3, "staging/") == []
+
+
+def test_glue_script_imports_only_the_library_and_boto3():
+    tree = ast.parse((REPO / "glue_scripts" / "flight_etl.py").read_text())
+    modules = {
+        (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+    }
+    assert modules <= {"__future__", "logging", "sys", "boto3", "flightpipe"}
