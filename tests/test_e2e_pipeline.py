@@ -1,0 +1,124 @@
+"""The whole pipeline through the local emulator: upload, rule, state machine, Glue, warehouse."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from e2e_support import data_rows, fact_rows_of, history_states, query, run_files, scalar, stack
+
+from flightpipe.local.stack import LocalStack
+
+pytestmark = pytest.mark.e2e
+__all__ = ["stack"]
+
+
+def test_sample_and_real_bts_files_load_with_every_row_accounted_for(
+    stack: LocalStack, shared_data: Path
+) -> None:
+    files = [shared_data / "sample_flights.csv", shared_data / "bts_ontime_2023_01_OK.csv"]
+    outcomes = run_files(stack, *files)
+    for path, outcome in zip(files, outcomes):
+        assert outcome.execution_status == "SUCCEEDED", outcome.error
+        assert outcome.load_status == "LOADED"
+        assert outcome.rows_read == data_rows(path)
+        assert outcome.rows_read == outcome.rows_loaded + outcome.rows_rejected
+        assert fact_rows_of(stack, outcome.key) == outcome.rows_loaded
+    bts = outcomes[1]
+    assert bts.rows_loaded > 6000
+    assert bts.unmatched_airport_rows > 0  # newer airports missing from the dimension still load
+
+
+def test_the_same_file_uploaded_twice_leaves_one_copy_of_its_rows(
+    stack: LocalStack, shared_data: Path
+) -> None:
+    sample = shared_data / "sample_flights.csv"
+    first, second = run_files(stack, sample, sample)
+    assert first.execution_status == second.execution_status == "SUCCEEDED"
+    assert fact_rows_of(stack, second.key) == data_rows(sample) == second.rows_loaded
+
+
+def test_a_file_with_missing_columns_fails_with_a_notice_and_leaves_the_table_untouched(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    bad = tmp_path / "missing_columns.csv"
+    bad.write_text("Carrier,OriginAirportID,DepDelay\nAA,10397,5\n", encoding="utf-8")
+    before = scalar(stack, "SELECT COUNT(*) FROM airlines.daily_flights_fact")
+    notices_before = len(stack.notices.notices())
+    (outcome,) = run_files(stack, bad)
+    assert outcome.execution_status == "FAILED"
+    assert outcome.load_status == "REJECTED"
+    assert "DestAirportID" in (outcome.error or "") or "dest" in (outcome.error or "").lower()
+    assert scalar(stack, "SELECT COUNT(*) FROM airlines.daily_flights_fact") == before
+    new_notices = stack.notices.notices()[notices_before:]
+    assert len(new_notices) == 1
+    assert "missing_columns.csv" in new_notices[0].message
+
+
+def test_a_failed_crawl_takes_the_failure_path_and_the_job_never_runs(
+    stack: LocalStack, shared_data: Path
+) -> None:
+    stack.crawlers.fail_next(stack.crawler_name, "Internal Service Exception")  # type: ignore[union-attr]
+    notices_before = len(stack.notices.notices())
+    runs_before = len(stack.client("glue").get_job_runs(JobName=stack.job_name)["JobRuns"])
+    (outcome,) = run_files(stack, shared_data / "sample_flights.csv")
+    assert outcome.execution_status == "FAILED"
+    assert outcome.load_status is None
+    assert len(stack.client("glue").get_job_runs(JobName=stack.job_name)["JobRuns"]) == runs_before
+    states = history_states(stack, outcome.execution_arn or "")
+    assert any("poll" in state.lower() for state in states)
+    new_notices = stack.notices.notices()[notices_before:]
+    assert len(new_notices) == 1
+    assert "Internal Service Exception" in new_notices[0].message
+
+
+def test_a_job_failing_between_delete_and_insert_leaves_no_partial_rows(
+    stack: LocalStack, shared_data: Path
+) -> None:
+    sample = shared_data / "sample_flights.csv"
+    (loaded,) = run_files(stack, sample)
+    assert loaded.execution_status == "SUCCEEDED"
+    before = query(stack, "SELECT * FROM airlines.daily_flights_fact ORDER BY load_id, carrier")
+    stack.data_api.inject_failure(  # type: ignore[union-attr]
+        "INSERT INTO airlines.daily_flights_fact", "injected fault between delete and insert"
+    )
+    (failed,) = run_files(stack, sample)
+    assert failed.execution_status == "FAILED"
+    assert failed.load_status == "FAILED"
+    assert "injected fault" in (failed.error or "")
+    after = query(stack, "SELECT * FROM airlines.daily_flights_fact ORDER BY load_id, carrier")
+    assert after == before
+
+
+def test_five_files_uploaded_at_once_all_load_exactly_once(
+    stack: LocalStack, shared_data: Path, tmp_path: Path
+) -> None:
+    lines = (shared_data / "bts_ontime_2023_01_OK.csv").read_text(encoding="utf-8").splitlines()
+    files = []
+    for index in range(5):
+        path = tmp_path / f"date=2023-01-0{index + 1}" / f"batch_{index}.csv"
+        path.parent.mkdir()
+        path.write_text(
+            "\n".join([lines[0], *lines[1 + index * 200 : 1 + (index + 1) * 200]]) + "\n"
+        )
+        files.append(path)
+    outcomes = run_files(stack, *files, concurrent=True)
+    for outcome in outcomes:
+        assert outcome.execution_status == "SUCCEEDED", outcome.error
+        assert outcome.rows_read == 200 == outcome.rows_loaded + outcome.rows_rejected
+        assert fact_rows_of(stack, outcome.key) == outcome.rows_loaded
+        ledger = query(
+            stack,
+            "SELECT status FROM airlines.load_ledger WHERE source_file = "
+            f"'s3://{stack.bucket}/{outcome.key}'",
+        )
+        assert [row["status"] for row in ledger] == ["LOADED"]
+
+
+def test_executions_receive_the_rules_transformed_input(stack: LocalStack) -> None:
+    sfn = stack.client("stepfunctions")
+    execution = sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"][0]
+    document = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+    assert set(document) == {"bucket", "key", "size", "etag", "version_id"}
+    assert document["bucket"] == stack.bucket and document["key"].startswith("incoming/")
