@@ -33,5 +33,22 @@ format: setup
 test: setup lint
 	$(VENV)/bin/pytest
 
+# npm ci once per package-lock.json: osls and its plugins package serverless.yml offline.
+node_modules/.npm-ci.stamp: package.json package-lock.json .npmrc
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The pipeline on this machine, deployed from serverless.yml into the local emulator.
+# Without $(SHARED_DATA), a synthetic dataset from flightpipe.synthetic stands in.
+DEMO_DIR := .state/demo
+demo: setup node_modules/.npm-ci.stamp
+	@if [ -d "$(SHARED_DATA)" ]; then \
+	  data="$(SHARED_DATA)"; files="$$data/sample_flights.csv $$data/bts_ontime_2023_01_OK.csv"; \
+	else \
+	  echo "$(SHARED_DATA) not found: generating a synthetic dataset in $(DEMO_DIR)/data (flightpipe.synthetic)"; \
+	  data="$(DEMO_DIR)/data"; files="$$($(PY) -m flightpipe.local.demo_data $$data)"; \
+	fi; \
+	$(VENV)/bin/flightpipe local run --airports "$$data/airports.csv" $$files
+
 clean:
 	rm -rf $(VENV) node_modules .serverless dist
