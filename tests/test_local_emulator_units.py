@@ -1,0 +1,162 @@
+"""Pure pieces of the local emulator: input transformer, crawl inference, template resolver."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+from pathlib import Path
+
+import pytest
+
+from flightpipe.local.deploy import Deployment, DeploymentError, Resolver, Resource, creation_order
+from flightpipe.local.moto_events import apply_input_transformer, normalise_s3_event, target_input
+from flightpipe.local.moto_glue_crawler import infer_columns, infer_type, table_name
+from flightpipe.local.moto_glue_jobs import script_argv, script_path
+from flightpipe.local.moto_redshift_data import field_value
+from flightpipe.local.run import cause_message, describe_event
+
+S3_EVENT = {
+    "source": "aws.s3",
+    "detail-type": "Object Created",
+    "detail": {
+        "bucket": {"name": "data"},
+        "object": {"key": 'incoming/it\'s "q".csv', "size": 12, "eTag": "abc", "version-id": "v1"},
+    },
+}
+
+
+def test_input_transformer_inserts_json_outside_strings_and_escaped_text_inside() -> None:
+    transformer = {
+        "InputPathsMap": {"key": "$.detail.object.key", "size": "$.detail.object.size"},
+        "InputTemplate": '{"key": <key>, "uri": "s3://b/<key>", "size": <size>, "n": "<size>"}',
+    }
+    document = json.loads(apply_input_transformer(transformer, S3_EVENT))
+    assert document == {
+        "key": 'incoming/it\'s "q".csv',
+        "uri": 's3://b/incoming/it\'s "q".csv',
+        "size": 12,
+        "n": "12",
+    }
+
+
+def test_input_transformer_renders_a_missing_path_as_null() -> None:
+    transformer = {"InputPathsMap": {"v": "$.detail.object.nope"}, "InputTemplate": '{"v": <v>}'}
+    assert json.loads(apply_input_transformer(transformer, S3_EVENT)) == {"v": None}
+
+
+def test_s3_events_carry_etag_spelled_as_aws_spells_it() -> None:
+    event = normalise_s3_event(S3_EVENT)
+    assert event["detail"]["object"]["etag"] == "abc"
+    assert "eTag" not in event["detail"]["object"]
+    assert "eTag" in S3_EVENT["detail"]["object"]  # the original is left alone
+
+
+def test_target_without_input_settings_receives_the_whole_event() -> None:
+    assert json.loads(target_input({"Arn": "x"}, S3_EVENT)) == S3_EVENT
+    assert json.loads(target_input({"InputPath": "$.detail.bucket"}, S3_EVENT)) == {"name": "data"}
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["1", "-2", ""], "bigint"),
+        (["1.5", "2"], "double"),
+        (["AA", "1"], "string"),
+        ([""], "string"),
+    ],
+)
+def test_crawler_types_columns_from_sample_values(values: list[str], expected: str) -> None:
+    assert infer_type(values) == expected
+
+
+def test_crawler_infers_lower_cased_columns_from_the_header() -> None:
+    columns = infer_columns(b"\xef\xbb\xbfCarrier,DepDelay, Note \nAA,-11.00,x\nDL,,y\n", "f.csv")
+    assert columns == [
+        {"Name": "carrier", "Type": "string"},
+        {"Name": "depdelay", "Type": "double"},
+        {"Name": "note", "Type": "string"},
+    ]
+    assert table_name("s3://b/incoming/") == "incoming"
+    assert table_name("incoming/My-File.CSV") == "my_file"
+
+
+def test_job_scripts_get_glue_style_arguments(tmp_path: Path) -> None:
+    script = script_path(tmp_path, "s3://b/glue/scripts/flight_etl.py")
+    assert script == tmp_path / "flight_etl.py"
+    argv = script_argv(script, "job", "jr_1", {"--bucket": "b", "--key": "k"})
+    assert argv == [
+        str(script),
+        "--bucket",
+        "b",
+        "--key",
+        "k",
+        "--JOB_RUN_ID",
+        "jr_1",
+        "--JOB_NAME",
+        "job",
+    ]
+
+
+def test_data_api_records_use_the_documented_value_fields() -> None:
+    assert field_value(None) == {"isNull": True}
+    assert field_value(True) == {"booleanValue": True}
+    assert field_value(7) == {"longValue": 7}
+    assert field_value(1.5) == {"doubleValue": 1.5}
+    assert field_value(decimal.Decimal("1.50")) == {"stringValue": "1.50"}
+    assert field_value(dt.date(2023, 1, 2)) == {"stringValue": "2023-01-02"}
+    assert field_value(dt.datetime(2023, 1, 2, 3, 4, 5)) == {"stringValue": "2023-01-02 03:04:05"}
+
+
+def resolver(template: dict) -> Resolver:
+    deployment = Deployment("stack-dev", "us-east-1")
+    deployment.resources["Bucket"] = Resource(
+        "Bucket", "AWS::S3::Bucket", "data", {"Arn": "arn:aws:s3:::data"}
+    )
+    return Resolver(template, deployment, {})
+
+
+def test_resolver_evaluates_sub_getatt_join_if_and_novalue() -> None:
+    template = {
+        "Parameters": {"Existing": {"Type": "String", "Default": ""}},
+        "Conditions": {"Create": {"Fn::Equals": [{"Ref": "Existing"}, ""]}},
+    }
+    r = resolver(template)
+    assert r.resolve({"Fn::Sub": "s3://${Bucket}/x ${AWS::Region} ${!Literal}"}) == (
+        "s3://data/x us-east-1 ${Literal}"
+    )
+    assert r.resolve({"Fn::Sub": ["${A}-${Bucket.Arn}", {"A": {"Ref": "AWS::StackName"}}]}) == (
+        "stack-dev-arn:aws:s3:::data"
+    )
+    assert r.resolve({"Fn::Join": ["/", ["a", {"Ref": "Bucket"}]]}) == "a/data"
+    assert r.resolve({"Fn::If": ["Create", "new", {"Ref": "Existing"}]}) == "new"
+    assert r.resolve({"a": {"Ref": "AWS::NoValue"}, "b": [1, {"Ref": "AWS::NoValue"}]}) == {
+        "b": [1]
+    }
+
+
+def test_resolver_names_what_it_cannot_resolve() -> None:
+    with pytest.raises(DeploymentError, match="Nowhere"):
+        resolver({}).resolve({"Ref": "Nowhere"})
+    with pytest.raises(DeploymentError, match="attributes known locally"):
+        resolver({}).resolve({"Fn::GetAtt": ["Bucket", "Missing"]})
+
+
+def test_resources_are_created_after_what_they_refer_to() -> None:
+    resources = {
+        "Rule": {"Properties": {"Targets": [{"Arn": {"Ref": "Machine"}}]}},
+        "Machine": {"Properties": {"DefinitionString": {"Fn::Sub": "${Fn.Arn}"}}},
+        "Fn": {"Properties": {}, "DependsOn": "Role"},
+        "Role": {"Properties": {}},
+    }
+    order = creation_order(resources)
+    assert order.index("Role") < order.index("Fn") < order.index("Machine") < order.index("Rule")
+
+
+def test_progress_lines_name_states_and_failure_causes() -> None:
+    entered = {"type": "TaskStateEntered", "stateEnteredEventDetails": {"name": "RunEtl"}}
+    assert describe_event(entered) == "-> RunEtl"
+    glue_cause = json.dumps({"JobRunState": "FAILED", "ErrorMessage": "JobFailed: missing columns"})
+    assert cause_message(glue_cause) == "JobFailed: missing columns"
+    lambda_cause = json.dumps({"errorType": "X", "errorMessage": "boom"})
+    assert cause_message(lambda_cause) == "boom"
