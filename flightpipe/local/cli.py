@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import signal
 import sys
 import tempfile
@@ -68,12 +69,31 @@ def quiet_stack_output(log_path: Path) -> Iterator[TextIO]:
     """Send what the emulated functions and jobs print to ``log_path``; yield the real stdout."""
     real_stdout = sys.stdout
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        log_path.open("a", encoding="utf-8") as log,
-        contextlib.redirect_stdout(log),
-        contextlib.redirect_stderr(log),
-    ):
-        yield real_stdout
+    with contextlib.ExitStack() as stack:
+        log = stack.enter_context(log_path.open("a", encoding="utf-8"))
+        stack.enter_context(contextlib.redirect_stdout(log))
+        stack.enter_context(contextlib.redirect_stderr(log))
+        try:
+            yield real_stdout
+        finally:
+            _detach_log_handlers(log)
+
+
+def _detach_log_handlers(stream: TextIO) -> None:
+    """Drop logging handlers that the emulated code bound to ``stream`` before it closes."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in list(getattr(logger, "handlers", [])):
+            if getattr(handler, "stream", None) is stream:
+                logger.removeHandler(handler)
+
+
+def notice_line(notice: Any) -> str:
+    """One line for an SNS notice: its subject and the start of its message."""
+    message = " ".join(notice.message.split())
+    if len(message) > 200:
+        message = message[:197] + "..."
+    return f"SNS {notice.subject or '(no subject)'}: {message}"
 
 
 def _log_path(state_dir: Optional[Path]) -> Path:
@@ -107,9 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 if progress:
                     progress(f"local stack up at {stack.endpoint_url} (log: {log_path})")
                 stack.notices.on_notice = (
-                    (lambda n: _print(out, f"SNS {n.subject or ''}: {n.message}"))
-                    if progress
-                    else None
+                    (lambda n: _print(out, notice_line(n))) if progress else None
                 )
                 runner = PipelineRunner(stack, progress)
                 runner.upload_airports(Path(airports))
@@ -227,7 +245,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"flightpipe local up: the local stack failed: {error}", file=sys.__stderr__)
             return EXIT_STACK_FAILED
         try:
-            stack.notices.on_notice = lambda n: _print(out, f"SNS {n.subject or ''}: {n.message}")
+            stack.notices.on_notice = lambda n: _print(out, notice_line(n))
             if airports is not None:
                 stack.client("s3").upload_file(str(airports), stack.bucket, AIRPORTS_KEY)
             for line in _up_banner(stack, airports, log_path):

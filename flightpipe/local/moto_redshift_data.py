@@ -16,6 +16,7 @@ cluster is accepted. Tests inject a failure into a statement with
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import decimal
 import json
@@ -24,6 +25,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -148,12 +150,14 @@ class LocalDataApi:
         workgroups: Sequence[str] = (),
         clusters: Sequence[str] = (),
         max_workers: int = 4,
+        settle_seconds: float = 0.5,
     ) -> None:
         self._standin = standin
         self.workgroups = set(workgroups)
         self.clusters = set(clusters)
         self._statements: dict[str, Statement] = {}
         self._faults: list[_Fault] = []
+        self._settle = settle_seconds
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="data-api")
 
@@ -173,7 +177,11 @@ class LocalDataApi:
         statement = Statement(str(uuid.uuid4()), list(sqls), is_batch, self._target(params))
         with self._lock:
             self._statements[statement.id] = statement
-        self._pool.submit(self._run, statement)
+        future = self._pool.submit(self._run, statement)
+        # Quick statements are done by the first DescribeStatement, as on an idle warehouse;
+        # long ones stay asynchronous.
+        with contextlib.suppress(FuturesTimeout):
+            future.result(timeout=self._settle)
         return statement
 
     def get(self, statement_id: str) -> Statement:
