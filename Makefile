@@ -5,13 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SHARED_DATA ?= ../shared/data
 
-.PHONY: help setup test lint format demo package bench clean
+.PHONY: help setup test lint format demo package bench clean test-glue39
 
 help:
 	@echo "make demo     run the whole pipeline locally on $(SHARED_DATA)"
 	@echo "make test     lint and run the whole test suite"
 	@echo "make package  sls package offline, then cfn-lint and checkov on the template"
 	@echo "make bench    ETL benchmark against the embedded warehouse"
+	@echo "make test-glue39  the ETL job's tests on Glue's runtime (Python 3.9, analytics pandas)"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,5 +51,24 @@ demo: setup node_modules/.npm-ci.stamp
 	fi; \
 	$(VENV)/bin/flightpipe local run --airports "$$data/airports.csv" $$files
 
+# The ETL job's tests on the Glue Python shell runtime: Python 3.9 with the pandas/numpy/boto3
+# of Glue's "analytics" library set (requirements-glue39.txt).
+PYTHON39 ?= $(shell [ -x $(HOME)/.pyenv/versions/3.9.18/bin/python ] && echo $(HOME)/.pyenv/versions/3.9.18/bin/python || command -v python3.9)
+VENV39 := .venv-glue39
+
+$(VENV39)/.installed: requirements-glue39.txt pyproject.toml
+	@test -n "$(PYTHON39)" || { echo "Python 3.9 not found (pyenv 3.9.18 or python3.9 on PATH)"; exit 1; }
+	$(PYTHON39) -m venv $(VENV39)
+	$(VENV39)/bin/python -m pip install --quiet --upgrade pip==24.3.1
+	$(VENV39)/bin/python -m pip install --quiet -r requirements-glue39.txt
+	$(VENV39)/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+test-glue39: $(VENV39)/.installed
+	$(VENV39)/bin/python -m pytest -p no:cacheprovider tests/test_etl_*.py
+
+bench: setup
+	$(PY) bench/etl_bench.py
+
 clean:
-	rm -rf $(VENV) node_modules .serverless dist
+	rm -rf $(VENV) $(VENV39) node_modules .serverless dist

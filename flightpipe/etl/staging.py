@@ -11,8 +11,10 @@ from __future__ import annotations
 import csv
 import gzip
 import os
+import queue
 import re
 import tempfile
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Optional
@@ -50,23 +52,53 @@ class _SpoolFile:
 
 
 class StagedRowsFile(_SpoolFile):
-    """The validated rows as a gzip-compressed CSV spool file."""
+    """The validated rows as a gzip-compressed CSV spool file.
+
+    Compression runs on a background thread (zlib releases the GIL), so it
+    overlaps with parsing the next block; at most two blocks wait in the queue,
+    which keeps memory flat.
+    """
 
     def __init__(self, directory: Optional[str] = None) -> None:
         super().__init__(directory, ".csv.gz")
         self._raw = self.path.open("wb")
         self._gzip = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=_GZIP_LEVEL)
+        self._queue: queue.Queue = queue.Queue(maxsize=2)
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._compress, name="stage-gzip", daemon=True)
+        self._thread.start()
         self.rows = 0
 
     def write(self, csv_text: str, rows: int) -> None:
+        self._raise_if_failed()
         if csv_text:
-            self._gzip.write(csv_text.encode("utf-8"))
+            self._queue.put(csv_text.encode("utf-8"))
         self.rows += rows
 
     def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
         if not self._raw.closed:
             self._gzip.close()
             self._raw.close()
+        self._raise_if_failed()
+
+    def _compress(self) -> None:
+        while True:
+            data = self._queue.get()
+            if data is None:
+                return
+            if self._error is None:
+                try:
+                    self._gzip.write(data)
+                except BaseException as error:  # noqa: BLE001 - re-raised on the caller's thread
+                    self._error = error
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise OSError(f"writing the staged file failed: {error}") from error
 
 
 class RejectsFile(_SpoolFile):

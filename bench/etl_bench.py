@@ -1,0 +1,251 @@
+"""ETL benchmark: the job's path against the embedded warehouse, and a raw COPY baseline.
+
+For each size (1M and 4M rows by default) one synthetic file is generated
+(``flightpipe.synthetic``: carriers, airport ids and delays resampled from the
+real BTS sample when ``../shared/data`` is there), then two runs are measured on
+that same file, each in its own subprocess so that peak RSS is per run:
+
+- ``job``: ``run_job`` end to end — read and validate in blocks, stage gzip CSV,
+  upload, one-transaction load (COPY, DELETE, INSERT … SELECT with two LEFT
+  JOINs, ledger row), summary;
+- ``baseline``: a raw ``COPY`` of the file itself into a temporary table and the
+  same join ``INSERT … SELECT`` — no validation, no staging.
+
+S3 is a local-filesystem stand-in (objects are files under the run's temporary
+folder), so neither side holds the file in memory and the warehouse's COPY
+streams from disk. Peak RSS is the worker process's ``ru_maxrss`` (the
+PostgreSQL server is a separate process and is not counted). Results are
+printed as a table and written as JSON to ``bench/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, BinaryIO
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+BUCKET = "bench-data"
+KEY = "incoming/date=2023-01-15/flights.csv"
+ROLE = "arn:aws:iam::123456789012:role/bench-copy"
+JOB_TARGET, RSS_TARGET = 1.5, 1.25
+
+BASELINE_SQL = """
+CREATE TEMP TABLE flights_raw (
+    carrier VARCHAR(8), dep_airport_id BIGINT, arr_airport_id BIGINT,
+    dep_delay INTEGER, arr_delay INTEGER
+);
+COPY flights_raw (carrier, dep_airport_id, arr_airport_id, dep_delay, arr_delay)
+FROM 's3://{bucket}/{key}' IAM_ROLE '{role}' FORMAT AS CSV IGNOREHEADER 1;
+INSERT INTO airlines.daily_flights_fact (
+    carrier, dep_airport_id, arr_airport_id, dep_airport, dep_city, dep_state,
+    arr_airport, arr_city, arr_state, dep_delay, arr_delay, flight_date,
+    source_file, load_id, loaded_at
+)
+SELECT s.carrier, s.dep_airport_id, s.arr_airport_id, dep.name, dep.city, dep.state,
+       arr.name, arr.city, arr.state, s.dep_delay, s.arr_delay, NULL,
+       'baseline', 'baseline', GETDATE()
+FROM flights_raw s
+LEFT JOIN airlines.airports_dim dep ON dep.airport_id = s.dep_airport_id
+LEFT JOIN airlines.airports_dim arr ON arr.airport_id = s.arr_airport_id;
+"""
+
+
+class LocalDirS3:
+    """The S3 calls the job makes, served from a folder (``<root>/<bucket>/<key>``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, bucket: str, key: str) -> Path:
+        path = self.root / bucket / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def get_object(self, Bucket: str, Key: str, **_: Any) -> dict:
+        return {"Body": self._path(Bucket, Key).open("rb")}
+
+    def upload_file(self, filename: str, bucket: str, key: str, **_: Any) -> None:
+        shutil.copyfile(filename, self._path(bucket, key))
+
+    def put_object(self, Bucket: str, Key: str, Body: bytes, **_: Any) -> dict:
+        self._path(Bucket, Key).write_bytes(Body)
+        return {}
+
+    def delete_object(self, Bucket: str, Key: str, **_: Any) -> dict:
+        self._path(Bucket, Key).unlink(missing_ok=True)
+        return {}
+
+    def read(self, bucket: str, key: str) -> BinaryIO:
+        return self._path(bucket, key).open("rb")
+
+
+def _worker(mode: str, root: Path, airports: Path) -> dict:
+    """One measured run in this (fresh) process; returns its figures."""
+    from flightpipe.etl.job import run_job
+    from flightpipe.etl.job_args import JobArgs
+    from flightpipe.local.redshift_standin import RedshiftStandIn, StandInWarehouse
+    from flightpipe.sql import read_sql, render_statements, split_statements
+
+    s3 = LocalDirS3(root / "s3")
+    s3.upload_file(str(airports), BUCKET, "dimensions/airports.csv")
+    standin = RedshiftStandIn(root / "pgdata", s3.read)
+    try:
+        standin.execute_batch(split_statements(read_sql("schema.sql")))
+        standin.execute_batch(
+            ["TRUNCATE airlines.daily_flights_fact, airlines.load_ledger, airlines.airports_dim"]
+        )
+        standin.execute_batch(
+            render_statements(
+                "load_airports.sql",
+                source_uri=f"s3://{BUCKET}/dimensions/airports.csv",
+                source_version="bench",
+                iam_role=ROLE,
+            )
+        )
+        warehouse = StandInWarehouse(standin)
+        started = time.perf_counter()
+        if mode == "job":
+            args = JobArgs.from_mapping({"bucket": BUCKET, "key": KEY, "copy_role_arn": ROLE})
+            summary = run_job(args, s3, warehouse, spool_dir=str(root))
+            assert summary.status == "LOADED", summary.error
+            detail = {
+                "rows_read": summary.rows_read,
+                "rows_loaded": summary.rows_loaded,
+                "rows_rejected": summary.rows_rejected,
+                "unmatched_airport_rows": summary.unmatched_airport_rows,
+                "timings_s": summary.timings_s,
+            }
+        else:
+            warehouse.execute_batch(
+                split_statements(BASELINE_SQL.format(bucket=BUCKET, key=KEY, role=ROLE))
+            )
+            detail = {}
+        seconds = time.perf_counter() - started
+        rows = warehouse.query("SELECT COUNT(*) AS n FROM airlines.daily_flights_fact")[0]["n"]
+    finally:
+        standin.close()
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "mode": mode,
+        "seconds": round(seconds, 3),
+        "fact_rows": rows,
+        "peak_rss_mib": round(peak_kib / 1024, 1),
+        **detail,
+    }
+
+
+def _measure(mode: str, root: Path, airports: Path) -> dict:
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        mode,
+        "--root",
+        str(root),
+        "--airports",
+        str(airports),
+    ]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def _generate(root: Path, rows: int, seed: int) -> tuple[Path, int]:
+    from flightpipe.synthetic import generate_flights_csv
+
+    source = SHARED_DATA / "bts_ontime_2023_01_OK.csv"
+    target = root / "s3" / BUCKET / KEY
+    target.parent.mkdir(parents=True, exist_ok=True)
+    generate_flights_csv(target, rows, seed, "tutorial", source if source.is_file() else None)
+    return target, target.stat().st_size
+
+
+def _airports(root: Path) -> Path:
+    from flightpipe.synthetic import generate_airports_csv
+
+    real = SHARED_DATA / "airports.csv"
+    if real.is_file() and (SHARED_DATA / "bts_ontime_2023_01_OK.csv").is_file():
+        return real
+    return generate_airports_csv(root / "airports.csv")
+
+
+def main(argv: list) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 4_000_000])
+    parser.add_argument("--seed", type=int, default=2023)
+    parser.add_argument("--results", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--worker", choices=("job", "baseline"))
+    parser.add_argument("--root", type=Path)
+    parser.add_argument("--airports", type=Path)
+    options = parser.parse_args(argv)
+    if options.worker:
+        print(json.dumps(_worker(options.worker, options.root, options.airports)))
+        return 0
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="flightpipe-bench-") as folder:
+        root = Path(folder)
+        airports = _airports(root)
+        for rows in options.rows:
+            path, size = _generate(root, rows, options.seed)
+            job = _measure("job", root, airports)
+            baseline = _measure("baseline", root, airports)
+            runs.append(
+                {"rows": rows, "file_mib": round(size / 2**20, 1), "job": job, "baseline": baseline}
+            )
+            path.unlink()
+    report = _report(runs)
+    print(report["table"])
+    options.results.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = options.results / f"etl_bench_{stamp}.json"
+    out.write_text(json.dumps({k: v for k, v in report.items() if k != "table"}, indent=2))
+    print(f"\nwritten: {out}")
+    return 0 if report["targets_met"] else 1
+
+
+def _report(runs: list) -> dict:
+    lines = [
+        f"{'rows':>10} {'MiB':>6} | {'job s':>7} {'job rows/s':>11} {'job RSS MiB':>11} | "
+        f"{'base s':>7} {'base rows/s':>11} {'base RSS MiB':>12} | {'job/base':>8}",
+    ]
+    for run in runs:
+        job, base = run["job"], run["baseline"]
+        run["job_over_baseline"] = round(job["seconds"] / base["seconds"], 2)
+        lines.append(
+            f"{run['rows']:>10,} {run['file_mib']:>6} | {job['seconds']:>7.2f} "
+            f"{run['rows'] / job['seconds']:>11,.0f} {job['peak_rss_mib']:>11} | "
+            f"{base['seconds']:>7.2f} {run['rows'] / base['seconds']:>11,.0f} "
+            f"{base['peak_rss_mib']:>12} | {run['job_over_baseline']:>8.2f}"
+        )
+    ratio_ok = all(run["job_over_baseline"] <= JOB_TARGET for run in runs)
+    rss = [run["job"]["peak_rss_mib"] for run in runs]
+    rss_growth = round(max(rss) / min(rss), 2) if rss else None
+    rss_ok = rss_growth is not None and rss_growth <= RSS_TARGET
+    lines.append(
+        f"\njob time <= {JOB_TARGET}x baseline: {'met' if ratio_ok else 'NOT met'}; "
+        f"job peak RSS largest/smallest = {rss_growth} (target <= {RSS_TARGET}): "
+        f"{'met' if rss_ok else 'NOT met'}"
+    )
+    return {
+        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "s3": "local-filesystem stand-in (bench/etl_bench.py LocalDirS3)",
+        "warehouse": "embedded PostgreSQL (flightpipe.local.redshift_standin)",
+        "runs": runs,
+        "rss_growth": rss_growth,
+        "targets_met": ratio_ok and rss_ok,
+        "table": "\n".join(lines),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
