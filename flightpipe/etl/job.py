@@ -102,7 +102,7 @@ def run_job(
     except FileRejected as rejected:
         summary.status, summary.error = loader.REJECTED, rejected.reason
         _record(warehouse, _counted(attempt, summary), loader.REJECTED, rejected.reason, summary)
-    except Exception as error:
+    except Exception as error:  # any failure leaves a FAILED ledger row
         LOG.exception("load of %s failed", args.source_file)
         summary.status, summary.error = loader.FAILED, f"{type(error).__name__}: {error}"
         staged_key = staging_key(load_id)
@@ -247,7 +247,7 @@ def _record(
 ) -> None:
     try:
         loader.record_unloaded_attempt(warehouse, attempt, status, error)
-    except Exception as ledger_error:
+    except Exception as ledger_error:  # keep the original cause in front
         LOG.exception("could not record the %s attempt in the ledger", status)
         summary.error = f"{error} (and the ledger row could not be written: {ledger_error})"
 
@@ -255,5 +255,5 @@ def _record(
 def _remove_staged(s3: Any, bucket: str, key: str) -> None:
     try:
         remove_object(s3, bucket, key)
-    except Exception:
+    except Exception:  # a leftover staged object is not worth failing for
         LOG.warning("could not remove the staged object s3://%s/%s", bucket, key)

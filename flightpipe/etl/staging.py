@@ -92,7 +92,7 @@ class StagedRowsFile(_SpoolFile):
             if self._error is None:
                 try:
                     self._gzip.write(data)
-                except BaseException as error:  # noqa: BLE001 - re-raised on the caller's thread
+                except BaseException as error:  # re-raised on the writing thread
                     self._error = error
 
     def _raise_if_failed(self) -> None:
