@@ -1,0 +1,92 @@
+'use strict';
+
+// Ships the Glue job's assets with the stack:
+// - while packaging (`sls package`, and `sls deploy` which packages first) it builds the
+//   project's library wheel with `python -m build --wheel`, so the deployed job always runs the
+//   library of this checkout;
+// - after `sls deploy` it uploads the wheel and the entry script to the data bucket
+//   (s3://<bucket>/glue/lib/ and s3://<bucket>/glue/scripts/), reading the bucket name from the
+//   stack's outputs and using the framework's own credentials.
+// Configuration: custom.glueAssets {script, wheel, scriptsPrefix, libPrefix, bucketOutput}.
+// The Python used for the build is $FLIGHTPIPE_PYTHON, else .venv/bin/python, else python3.
+
+const childProcess = require('child_process');
+const fs = require('fs');
+const path = require('path');
+
+class GlueAssetsPlugin {
+  constructor(serverless, options, { log } = {}) {
+    this.serverless = serverless;
+    this.options = options;
+    this.log = log || { notice: console.log, info: console.log }; // eslint-disable-line no-console
+    this.hooks = {
+      'before:package:createDeploymentArtifacts': () => this.buildWheel(),
+      'after:deploy:deploy': () => this.upload(),
+    };
+  }
+
+  get config() {
+    return this.serverless.service.custom.glueAssets;
+  }
+
+  get servicePath() {
+    return this.serverless.serviceDir || this.serverless.config.servicePath;
+  }
+
+  python() {
+    if (process.env.FLIGHTPIPE_PYTHON) return process.env.FLIGHTPIPE_PYTHON;
+    const venvPython = path.join(this.servicePath, '.venv', 'bin', 'python');
+    return fs.existsSync(venvPython) ? venvPython : 'python3';
+  }
+
+  buildWheel() {
+    const wheel = path.join(this.servicePath, this.config.wheel);
+    const script = path.join(this.servicePath, this.config.script);
+    if (!fs.existsSync(script)) {
+      throw new this.serverless.classes.Error(`Glue entry script ${this.config.script} is missing`);
+    }
+    this.log.notice(`Building the library wheel ${this.config.wheel}`);
+    const result = childProcess.spawnSync(
+      this.python(),
+      ['-m', 'build', '--wheel', '--outdir', path.dirname(wheel), '.'],
+      { cwd: this.servicePath, encoding: 'utf8' },
+    );
+    if (result.status !== 0 || !fs.existsSync(wheel)) {
+      throw new this.serverless.classes.Error(
+        `building ${this.config.wheel} failed:\n${result.error || ''}${result.stdout}${result.stderr}`,
+      );
+    }
+  }
+
+  async bucketName() {
+    const provider = this.serverless.getProvider('aws');
+    const stackName = provider.naming.getStackName();
+    const response = await provider.request('CloudFormation', 'describeStacks', { StackName: stackName });
+    const outputs = response.Stacks[0].Outputs || [];
+    const output = outputs.find((o) => o.OutputKey === this.config.bucketOutput);
+    if (!output) {
+      throw new this.serverless.classes.Error(`stack ${stackName} has no output ${this.config.bucketOutput}`);
+    }
+    return output.OutputValue;
+  }
+
+  async upload() {
+    const provider = this.serverless.getProvider('aws');
+    const bucket = await this.bucketName();
+    const files = [
+      [this.config.script, this.config.scriptsPrefix],
+      [this.config.wheel, this.config.libPrefix],
+    ];
+    for (const [file, prefix] of files) {
+      const key = `${prefix}${path.basename(file)}`;
+      this.log.notice(`Uploading ${file} to s3://${bucket}/${key}`);
+      await provider.request('S3', 'putObject', {
+        Bucket: bucket,
+        Key: key,
+        Body: fs.readFileSync(path.join(this.servicePath, file)),
+      });
+    }
+  }
+}
+
+module.exports = GlueAssetsPlugin;
