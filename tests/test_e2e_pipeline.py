@@ -70,7 +70,9 @@ def test_a_failed_crawl_takes_the_failure_path_and_the_job_never_runs(
     assert any("poll" in state.lower() for state in states)
     new_notices = stack.notices.notices()[notices_before:]
     assert len(new_notices) == 1
-    assert "Internal Service Exception" in new_notices[0].message
+    notice = new_notices[0].body()
+    assert notice["status"] == "FAILED" and notice["key"] == outcome.key
+    assert "crawl" in json.dumps(notice).lower()
 
 
 def test_a_job_failing_between_delete_and_insert_leaves_no_partial_rows(
