@@ -3,6 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+LINT_VENV := .venv-lint
 SHARED_DATA ?= ../shared/data
 
 .PHONY: help setup test lint format demo package bench clean test-glue39
@@ -31,13 +32,24 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: setup lint
+test: setup lint node_modules/.npm-ci.stamp $(LINT_VENV)/.installed
 	$(VENV)/bin/pytest
 
 # npm ci once per package-lock.json: osls and its plugins package serverless.yml offline.
 node_modules/.npm-ci.stamp: package.json package-lock.json .npmrc
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# cfn-lint and checkov in their own virtualenv: their dependencies conflict with moto's.
+$(LINT_VENV)/.installed: requirements-lint.txt
+	$(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/python -m pip install --quiet --upgrade pip==24.3.1
+	$(LINT_VENV)/bin/python -m pip install --quiet -r requirements-lint.txt
+	touch $@
+
+# sls package offline (no AWS credentials), then cfn-lint and checkov on the template.
+package: setup node_modules/.npm-ci.stamp $(LINT_VENV)/.installed
+	scripts/package.sh
 
 # The pipeline on this machine, deployed from serverless.yml into the local emulator.
 # Without $(SHARED_DATA), a synthetic dataset from flightpipe.synthetic stands in.
@@ -71,4 +83,4 @@ bench: setup
 	$(PY) bench/etl_bench.py
 
 clean:
-	rm -rf $(VENV) $(VENV39) node_modules .serverless dist
+	rm -rf $(VENV) $(VENV39) $(LINT_VENV) node_modules .serverless dist
