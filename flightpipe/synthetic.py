@@ -83,8 +83,13 @@ def generate_flights_csv(
     layout: str = "bts",
     source: Optional[PathLike] = None,
     flight_date: dt.date = dt.date(2023, 1, 15),
+    date_column: bool = False,
 ) -> Path:
-    """Write ``rows`` flights in the ``bts`` or ``tutorial`` layout to ``path``; return it."""
+    """Write ``rows`` flights in the ``bts`` or ``tutorial`` layout to ``path``; return it.
+
+    ``date_column`` adds a ``FlightDate`` column (ISO dates) to the tutorial layout;
+    the BTS layout always has ``FL_DATE``.
+    """
     if layout not in ("bts", "tutorial"):
         raise ValueError(f"layout must be 'bts' or 'tutorial', not {layout!r}")
     distribution = _Distribution(source)
@@ -92,11 +97,13 @@ def generate_flights_csv(
     target = Path(path)
     with target.open("w", encoding="utf-8", newline="") as handle:
         header = BTS_HEADER if layout == "bts" else TUTORIAL_HEADER
+        if layout == "tutorial" and date_column:
+            header = (*header, "FlightDate")
         handle.write(",".join(header) + "\n")
         written = 0
         while written < rows:
             count = min(_CHUNK_ROWS, rows - written)
-            handle.write(_chunk(distribution, rng, count, layout, flight_date))
+            handle.write(_chunk(distribution, rng, count, layout, flight_date, date_column))
             written += count
     return target
 
@@ -107,6 +114,7 @@ def _chunk(
     count: int,
     layout: str,
     flight_date: dt.date,
+    date_column: bool = False,
 ) -> str:
     carriers = distribution.carriers[rng.integers(0, len(distribution.carriers), count)]
     origins = _airport_ids(distribution, rng, count)
@@ -118,6 +126,10 @@ def _chunk(
     origin_text, dest_text = origins.astype(str).astype(object), dests.astype(str).astype(object)
     if layout == "tutorial":
         columns = [carriers, origin_text, dest_text, dep, arr]
+        if date_column:
+            days = flight_date.toordinal() + rng.integers(0, 3, count)
+            iso = {day: dt.date.fromordinal(day).isoformat() for day in np.unique(days).tolist()}
+            columns.append(np.array([iso[day] for day in days.tolist()], dtype=object))
     else:
         day = flight_date.day + rng.integers(0, 3, count)
         date_text = np.char.add(
