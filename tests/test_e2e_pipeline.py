@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,49 @@ def test_executions_receive_the_rules_transformed_input(stack: LocalStack) -> No
     document = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
     assert set(document) == {"bucket", "key", "size", "etag", "version_id"}
     assert document["bucket"] == stack.bucket and document["key"].startswith("incoming/")
+
+
+def test_glue_sdk_errors_carry_aws_names_and_a_sync_job_run_waits_for_its_end(
+    stack: LocalStack,
+) -> None:
+    definition = {
+        "StartAt": "Crawl",
+        "States": {
+            "Crawl": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:glue:startCrawler",
+                "Parameters": {"Name": "no-such-crawler"},
+                "Catch": [
+                    {"ErrorEquals": ["Glue.EntityNotFoundException"], "Next": "Run"},
+                ],
+                "End": True,
+            },
+            "Run": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::glue:startJobRun.sync",
+                "Parameters": {
+                    "JobName": stack.job_name,
+                    "Arguments": {"--bucket": stack.bucket, "--key": "incoming/absent.csv"},
+                },
+                "End": True,
+            },
+        },
+    }
+    sfn = stack.client("stepfunctions")
+    machine = sfn.create_state_machine(
+        name="glue-probe",
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/probe",
+    )["stateMachineArn"]
+    arn = sfn.start_execution(stateMachineArn=machine, name="probe", input="{}")["executionArn"]
+    for _ in range(300):
+        execution = sfn.describe_execution(executionArn=arn)
+        if execution["status"] != "RUNNING":
+            break
+        time.sleep(0.1)
+    assert history_states(stack, arn) == ["Crawl", "Run"]
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "States.TaskFailed"
+    run = json.loads(execution["cause"])
+    assert run["JobRunState"] == "FAILED"
+    assert "absent.csv" in run["ErrorMessage"]

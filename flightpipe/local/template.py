@@ -20,7 +20,14 @@ from typing import Any, Optional
 
 TEMPLATE_FILE = "cloudformation-template-update-stack.json"
 STATE_FILE = "serverless-state.json"
-SOURCES = ("serverless.yml", "statemachine", "handlers", "package.json", "glue_scripts")
+SOURCES = (
+    "serverless.yml",
+    "statemachine",
+    "handlers",
+    "glue_scripts",
+    "package.json",
+    ".serverless_plugins",
+)
 DEFAULT_STAGE = "dev"
 DEFAULT_REGION = "us-east-1"
 
