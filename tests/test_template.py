@@ -1,0 +1,693 @@
+"""The packaged CloudFormation template: what `sls deploy` would create.
+
+`sls package` runs offline without AWS credentials (scripts/package.sh); these tests read the
+template it writes, so they pin the deployed stack itself rather than serverless.yml's syntax.
+cfn-lint and checkov run from their own virtualenv (.venv-lint, `make package` creates it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.template
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SERVERLESS_DIR = REPO_ROOT / ".serverless"
+TEMPLATE = SERVERLESS_DIR / "cloudformation-template-update-stack.json"
+PACKAGE_ZIP = SERVERLESS_DIR / "flightpipe.zip"
+LINT_VENV = REPO_ROOT / ".venv-lint"
+# What the template is made from: newer than the template means package again.
+TEMPLATE_SOURCES = (
+    "serverless.yml",
+    "statemachine",
+    "package.json",
+    "package-lock.json",
+    ".serverless_plugins",
+    "requirements.txt",
+    "handlers",
+    "flightpipe",
+    "sql",
+)
+FUNCTIONS = {
+    "PrepareWarehouseLambdaFunction": "handlers/prepare_warehouse.handler",
+    "StartCrawlerLambdaFunction": "handlers/start_crawler.handler",
+    "PollCrawlerLambdaFunction": "handlers/poll_crawler.handler",
+}
+LAMBDA_TRANSIENT_ERRORS = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
+# Every IAM statement allowed on Resource "*": the actions AWS offers no resource type for.
+# serverless.yml carries a `# Resource "*":` comment with the reason beside each of them.
+WILDCARD_RESOURCE_ALLOWED = {
+    frozenset(
+        {
+            "redshift-data:DescribeStatement",
+            "redshift-data:GetStatementResult",
+            "redshift-data:CancelStatement",
+        }
+    ): "Data API statement actions have no resource type",
+    frozenset(
+        {
+            "logs:CreateLogDelivery",
+            "logs:GetLogDelivery",
+            "logs:UpdateLogDelivery",
+            "logs:DeleteLogDelivery",
+            "logs:ListLogDeliveries",
+            "logs:PutResourcePolicy",
+            "logs:DescribeResourcePolicies",
+            "logs:DescribeLogGroups",
+        }
+    ): "vended-log delivery for Step Functions logging has no resource type",
+    frozenset(
+        {
+            "xray:PutTraceSegments",
+            "xray:PutTelemetryRecords",
+            "xray:GetSamplingRules",
+            "xray:GetSamplingTargets",
+        }
+    ): "X-Ray tracing actions have no resource-level permissions",
+}
+
+
+def _credential_free_env() -> dict[str, str]:
+    """The environment for packaging and linting: no AWS credentials of any kind."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    env["AWS_SHARED_CREDENTIALS_FILE"] = "/nonexistent/credentials"
+    env["AWS_CONFIG_FILE"] = "/nonexistent/config"
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    return env
+
+
+def _newest_source_mtime() -> float:
+    newest = 0.0
+    for name in TEMPLATE_SOURCES:
+        path = REPO_ROOT / name
+        paths = path.rglob("*") if path.is_dir() else [path]
+        for item in paths:
+            if item.is_file() and "__pycache__" not in item.parts:
+                newest = max(newest, item.stat().st_mtime)
+    return newest
+
+
+def _template_is_fresh() -> bool:
+    return (
+        TEMPLATE.exists()
+        and PACKAGE_ZIP.exists()
+        and TEMPLATE.stat().st_mtime >= _newest_source_mtime()
+    )
+
+
+@pytest.fixture(scope="session")
+def template() -> dict[str, Any]:
+    """The packaged template; `sls package` runs first unless it is newer than its sources."""
+    if not _template_is_fresh():
+        result = subprocess.run(
+            ["bash", "scripts/package.sh", "package"],
+            cwd=REPO_ROOT,
+            env=_credential_free_env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert result.returncode == 0, f"sls package failed:\n{result.stdout}\n{result.stderr}"
+    return json.loads(TEMPLATE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def resources(template: dict[str, Any]) -> dict[str, Any]:
+    return template["Resources"]
+
+
+@pytest.fixture(scope="session")
+def definition(resources: dict[str, Any]) -> dict[str, Any]:
+    """The state machine's ASL as deployed, with its Fn::Sub variables put back in place.
+
+    serverless-step-functions renders the definition as ``Fn::Sub [text, {var: intrinsic}]``
+    where each ``Ref``/``Fn::GetAtt`` of the ASL file became a ``${var}`` string.
+    """
+    machine = resources["PipelineStateMachine"]
+    assert machine["Type"] == "AWS::StepFunctions::StateMachine"
+    rendered = machine["Properties"]["DefinitionString"]
+    if isinstance(rendered, str):
+        return json.loads(rendered)
+    substitution = rendered["Fn::Sub"]
+    text, variables = substitution if isinstance(substitution, list) else (substitution, {})
+    return _put_back(json.loads(text), variables)
+
+
+def _put_back(node: Any, variables: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        return {key: _put_back(value, variables) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_put_back(value, variables) for value in node]
+    if isinstance(node, str) and node.startswith("${") and node[2:-1] in variables:
+        return variables[node[2:-1]]
+    return node
+
+
+@pytest.fixture(scope="session")
+def states(definition: dict[str, Any]) -> dict[str, Any]:
+    return definition["States"]
+
+
+def _of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {name: body for name, body in resources.items() if body["Type"] == kind}
+
+
+def _branches(node: Any) -> Iterator[Any]:
+    """Every concrete value a possibly Fn::If-wrapped node can take."""
+    if isinstance(node, dict) and "Fn::If" in node:
+        for branch in node["Fn::If"][1:]:
+            yield from _branches(branch)
+    elif isinstance(node, dict) and node.get("Ref") == "AWS::NoValue":
+        return
+    else:
+        yield node
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _policy_statements(resources: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(resource name, statement) for every identity policy statement in the stack."""
+    for name, body in resources.items():
+        props = body.get("Properties", {})
+        documents = []
+        if body["Type"] == "AWS::IAM::Role":
+            documents = [policy["PolicyDocument"] for policy in props.get("Policies", [])]
+        elif body["Type"] in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy"):
+            documents = [props["PolicyDocument"]]
+        for document in documents:
+            for entry in _as_list(document["Statement"]):
+                for statement in _branches(entry):
+                    yield name, statement
+
+
+# ------------------------------------------------------------------ a tiny Choice evaluator
+
+
+def _lookup(data: dict[str, Any], path: str) -> tuple[bool, Any]:
+    """(present, value) of a simple `$.a.b` JSONPath."""
+    node: Any = data
+    for part in path.removeprefix("$.").split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _matches(rule: dict[str, Any], data: dict[str, Any]) -> bool:
+    """The Choice rule operators this state machine uses, as Step Functions evaluates them."""
+    if "And" in rule:
+        return all(_matches(inner, data) for inner in rule["And"])
+    if "Or" in rule:
+        return any(_matches(inner, data) for inner in rule["Or"])
+    if "Not" in rule:
+        return not _matches(rule["Not"], data)
+    present, value = _lookup(data, rule["Variable"])
+    if "IsPresent" in rule:
+        return present == rule["IsPresent"]
+    if "IsNull" in rule:
+        return present and (value is None) == rule["IsNull"]
+    if "StringEquals" in rule:
+        return isinstance(value, str) and value == rule["StringEquals"]
+    if "NumericGreaterThanEqualsPath" in rule:
+        return value >= _lookup(data, rule["NumericGreaterThanEqualsPath"])[1]
+    raise AssertionError(f"operator not covered by this evaluator: {rule}")
+
+
+def _choose(state: dict[str, Any], data: dict[str, Any]) -> str:
+    for rule in state["Choices"]:
+        if _matches(rule, data):
+            return rule["Next"]
+    return state["Default"]
+
+
+def _crawler_input(state: str, last_status: str | None, attempts: int) -> dict[str, Any]:
+    return {
+        "bucket": "b",
+        "key": "incoming/f.csv",
+        "crawler": {"output": {"crawler": "c", "state": state, "last_crawl_status": last_status}},
+        "poll": {"attempts": attempts, "max_attempts": 60},
+    }
+
+
+# ------------------------------------------------------------------ bucket and rule
+
+
+def test_one_rule_starts_the_pipeline_for_csv_files_under_incoming_of_the_data_bucket(resources):
+    rules = _of_type(resources, "AWS::Events::Rule")
+    assert len(rules) == 1
+    rule = next(iter(rules.values()))["Properties"]
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.s3"]
+    assert pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"]["bucket"]["name"] == [{"Ref": "DataBucket"}]
+    assert pattern["detail"]["object"]["key"] == [{"wildcard": "incoming/*.csv"}]
+    assert rule.get("EventBusName", "default") == "default"
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Ref": "PipelineStateMachine"}
+
+
+def test_rule_input_carries_bucket_key_size_etag_and_version_id_as_json_values(resources):
+    (rule,) = _of_type(resources, "AWS::Events::Rule").values()
+    transformer = rule["Properties"]["Targets"][0]["InputTransformer"]
+    assert transformer["InputPathsMap"] == {
+        "bucket": "$.detail.bucket.name",
+        "key": "$.detail.object.key",
+        "size": "$.detail.object.size",
+        "etag": "$.detail.object.etag",
+        "version_id": "$.detail.object.version-id",
+    }
+    # Unquoted placeholders: EventBridge inserts JSON values, null for an absent version-id.
+    event = {"bucket": "b", "key": "incoming/a.csv", "size": 7, "etag": "e", "version_id": None}
+    rendered = re.sub(
+        r"<(\w+)>", lambda m: json.dumps(event[m.group(1)]), transformer["InputTemplate"]
+    )
+    assert json.loads(rendered) == event
+
+
+def test_rule_target_role_may_only_start_this_state_machine(resources):
+    (rule,) = _of_type(resources, "AWS::Events::Rule").values()
+    role_name = rule["Properties"]["Targets"][0]["RoleArn"]["Fn::GetAtt"][0]
+    statements = [s for name, s in _policy_statements(resources) if name == role_name]
+    assert statements == [
+        {
+            "Effect": "Allow",
+            "Action": ["states:StartExecution"],
+            "Resource": {"Ref": "PipelineStateMachine"},
+        }
+    ]
+
+
+def test_data_bucket_is_private_encrypted_versioned_and_emits_eventbridge_events(resources):
+    props = resources["DataBucket"]["Properties"]
+    assert props["NotificationConfiguration"]["EventBridgeConfiguration"]["EventBridgeEnabled"]
+    (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("aws:kms", "AES256")
+    assert props["VersioningConfiguration"]["Status"] == "Enabled"
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+
+
+def test_data_bucket_policy_denies_requests_without_tls(resources):
+    policy = resources["DataBucketPolicy"]["Properties"]
+    assert policy["Bucket"] == {"Ref": "DataBucket"}
+    deny = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert any(
+        s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        and s["Principal"] == "*"
+        and {"Fn::GetAtt": ["DataBucket", "Arn"]} in s["Resource"]
+        for s in deny
+    )
+
+
+# ------------------------------------------------------------------ IAM
+
+
+def test_no_allow_statement_grants_a_wildcard_action(resources):
+    offenders = [
+        (name, action)
+        for name, statement in _policy_statements(resources)
+        if statement["Effect"] == "Allow"
+        for action in _as_list(statement["Action"])
+        if "*" in action
+    ]
+    assert offenders == []
+
+
+def test_every_wildcard_resource_is_an_unscopable_action_with_a_written_reason(resources):
+    wildcard = [
+        frozenset(_as_list(statement["Action"]))
+        for _, statement in _policy_statements(resources)
+        if statement["Effect"] == "Allow" and "*" in _as_list(statement["Resource"])
+    ]
+    assert wildcard, "the stack is expected to need a few unscopable actions"
+    assert [actions for actions in wildcard if actions not in WILDCARD_RESOURCE_ALLOWED] == []
+    source = (REPO_ROOT / "serverless.yml").read_text(encoding="utf-8")
+    assert len(re.findall(r'#\s*Resource "\*":', source)) == len(wildcard)
+
+
+def test_each_function_has_a_role_of_its_own(resources):
+    roles = [resources[name]["Properties"]["Role"] for name in FUNCTIONS]
+    assert len({json.dumps(role, sort_keys=True) for role in roles}) == len(FUNCTIONS)
+    assert "IamRoleLambdaExecution" not in resources
+
+
+def test_data_api_statements_are_scoped_to_the_workgroup_or_cluster(resources):
+    statements = [
+        s
+        for _, s in _policy_statements(resources)
+        if "redshift-data:ExecuteStatement" in _as_list(s["Action"])
+    ]
+    assert statements
+    for statement in statements:
+        targets = list(_branches(statement["Resource"]))
+        assert "*" not in targets
+        rendered = json.dumps(targets)
+        assert "WorkgroupArn" in rendered and ":cluster:" in rendered
+
+
+def test_copy_role_reads_only_staging_and_dimensions(resources):
+    role = resources["RedshiftCopyRole"]["Properties"]
+    actions = {
+        action
+        for policy in role["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+        for action in _as_list(statement["Action"])
+    }
+    assert actions <= {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}
+    objects = json.dumps(role["Policies"])
+    assert "/staging/*" in objects and "/dimensions/*" in objects
+    assert "/incoming/" not in objects and "/reports/" not in objects
+    namespace = resources["RedshiftNamespace"]["Properties"]
+    assert namespace["IamRoles"] == [{"Fn::GetAtt": ["RedshiftCopyRole", "Arn"]}]
+
+
+def test_redshift_admin_password_is_generated_into_secrets_manager_never_written(resources):
+    secret = resources["RedshiftAdminSecret"]["Properties"]
+    assert secret["GenerateSecretString"]["GenerateStringKey"] == "password"
+    namespace = resources["RedshiftNamespace"]["Properties"]
+    assert "{{resolve:secretsmanager:" in namespace["AdminUserPassword"]["Fn::Sub"]
+    for name in FUNCTIONS:
+        env = resources[name]["Properties"]["Environment"]["Variables"]
+        assert not any("PASSWORD" in key for key in env)
+
+
+def test_existing_workgroup_or_cluster_replaces_the_created_one(template, resources):
+    assert set(template["Parameters"]["RedshiftTarget"]["AllowedValues"]) == {
+        "serverless",
+        "workgroup",
+        "cluster",
+    }
+    for name in ("RedshiftNamespace", "RedshiftWorkgroup", "RedshiftAdminSecret"):
+        assert resources[name]["Condition"] == "CreateRedshiftServerless"
+    assert {"WorkgroupSubnetIds", "WorkgroupSecurityGroupIds"} <= set(template["Parameters"])
+
+
+# ------------------------------------------------------------------ state machine
+
+
+def test_state_machine_has_every_pipeline_state(states, definition):
+    assert definition["StartAt"] == "CheckVersionId"
+    expected = {
+        "PrepareWarehouse": "Task",
+        "StartCrawler": "Task",
+        "WaitForCrawler": "Wait",
+        "PollCrawler": "Task",
+        "CountPoll": "Pass",
+        "CrawlerDone": "Choice",
+        "CrawlFailed": "Pass",
+        "CrawlTimedOut": "Pass",
+        "RunEtlJob": "Task",
+        "NotifySuccess": "Task",
+        "NotifyFailure": "Task",
+        "Succeeded": "Succeed",
+        "Failed": "Fail",
+    }
+    assert {name: states[name]["Type"] for name in expected} == expected
+
+
+def test_lambda_steps_invoke_the_functions_and_keep_the_input(states):
+    for state_name, function in (
+        ("PrepareWarehouse", "PrepareWarehouseLambdaFunction"),
+        ("StartCrawler", "StartCrawlerLambdaFunction"),
+        ("PollCrawler", "PollCrawlerLambdaFunction"),
+    ):
+        state = states[state_name]
+        assert state["Resource"] == "arn:aws:states:::lambda:invoke"
+        assert state["Parameters"]["FunctionName"] == {"Fn::GetAtt": [function, "Arn"]}
+        assert state["Parameters"]["Payload.$"] == "$"
+        assert state["ResultPath"].startswith("$.")
+
+
+def test_every_task_retries_transient_errors_with_backoff_and_catches_all(states):
+    for name, state in states.items():
+        if state["Type"] != "Task":
+            continue
+        assert state["Retry"], name
+        assert all(retrier["BackoffRate"] > 1 for retrier in state["Retry"]), name
+        (catch,) = state["Catch"]
+        assert catch["ErrorEquals"] == ["States.ALL"], name
+        expected = "Failed" if name == "NotifyFailure" else "NotifyFailure"
+        assert catch["Next"] == expected, name
+        assert catch.get("ResultPath", "$") != "$", f"{name} would lose the file it reports"
+        retried = {error for retrier in state["Retry"] for error in retrier["ErrorEquals"]}
+        if state["Resource"].endswith(":lambda:invoke"):
+            assert retried >= LAMBDA_TRANSIENT_ERRORS, name
+    assert "WarehouseThrottledError" in {
+        error for retrier in states["PrepareWarehouse"]["Retry"] for error in retrier["ErrorEquals"]
+    }
+
+
+def test_crawler_already_running_is_retried_with_backoff_never_passed(states):
+    (retrier,) = [
+        r for r in states["StartCrawler"]["Retry"] if "CrawlerRunningException" in r["ErrorEquals"]
+    ]
+    assert retrier["IntervalSeconds"] >= 10
+    assert retrier["BackoffRate"] > 1
+    assert retrier["MaxAttempts"] >= 5
+    assert states["StartCrawler"]["Next"] != "RunEtlJob"
+
+
+def test_poll_loop_counts_attempts_against_a_budget(states):
+    reset = states[states["StartCrawler"]["Next"]]
+    assert reset["Type"] == "Pass" and reset["Result"]["attempts"] == 0
+    assert reset["Next"] == "WaitForCrawler"
+    assert states["WaitForCrawler"]["Next"] == "PollCrawler"
+    assert states["PollCrawler"]["Next"] == "CountPoll"
+    assert "States.MathAdd($.poll.attempts, 1)" in states["CountPoll"]["Parameters"].values()
+    assert states["CountPoll"]["Next"] == "CrawlerDone"
+
+
+@pytest.mark.parametrize(
+    ("state", "last_status", "attempts", "expected"),
+    [
+        ("RUNNING", None, 1, "WaitForCrawler"),
+        ("STOPPING", "SUCCEEDED", 5, "WaitForCrawler"),
+        ("READY", "SUCCEEDED", 3, "RunEtlJob"),
+        ("READY", "SUCCEEDED", 60, "RunEtlJob"),
+        ("READY", "FAILED", 2, "CrawlFailed"),
+        ("READY", "CANCELLED", 2, "CrawlFailed"),
+        ("RUNNING", None, 60, "CrawlTimedOut"),
+    ],
+)
+def test_crawler_choice_paths(states, state, last_status, attempts, expected):
+    data = _crawler_input(state, last_status, attempts)
+    assert _choose(states["CrawlerDone"], data) == expected
+
+
+def test_crawl_failures_set_error_and_cause_then_notify(states):
+    for name in ("CrawlFailed", "CrawlTimedOut"):
+        state = states[name]
+        assert state["ResultPath"] == "$.error"
+        assert {"Error", "Cause.$"} <= set(state["Parameters"])
+        assert state["Next"] == "NotifyFailure"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"bucket": "b", "key": "incoming/a.csv", "size": 1, "etag": "e", "version_id": None},
+        {"bucket": "b", "key": "incoming/a.csv", "size": 1, "etag": None, "version_id": None},
+        {"bucket": "b", "key": "incoming/a.csv", "size": 1},
+    ],
+)
+def test_null_or_missing_version_id_and_etag_become_empty_strings(states, event, definition):
+    data = dict(event)
+    name = definition["StartAt"]
+    while states[name]["Type"] in ("Choice", "Pass"):
+        state = states[name]
+        if state["Type"] == "Choice":
+            name = _choose(state, data)
+            continue
+        data[state["ResultPath"].removeprefix("$.")] = state["Result"]
+        name = state["Next"]
+    assert name == "PrepareWarehouse"
+    assert isinstance(data["version_id"], str) and isinstance(data["etag"], str)
+
+
+def test_etl_job_runs_synchronously_with_the_files_arguments(states):
+    job = states["RunEtlJob"]
+    assert job["Resource"] == "arn:aws:states:::glue:startJobRun.sync"
+    assert job["Parameters"]["Arguments"] == {
+        "--bucket.$": "$.bucket",
+        "--key.$": "$.key",
+        "--execution_id.$": "$$.Execution.Id",
+        "--version_id.$": "$.version_id",
+        "--etag.$": "$.etag",
+        "--summary_key.$": "States.Format('reports/{}.json', $$.Execution.Name)",
+    }
+    retried = {error for retrier in job["Retry"] for error in retrier["ErrorEquals"]}
+    assert {"Glue.ConcurrentRunsExceededException", "Glue.ThrottlingException"} <= retried
+    assert "States.TaskFailed" not in retried
+    assert job["Next"] == "NotifySuccess"
+
+
+def test_notices_name_the_file_and_the_outcome(states):
+    success = states["NotifySuccess"]["Parameters"]
+    assert success["Message"]["key.$"] == "$.key"
+    assert success["Message"]["job_run_id.$"] == "$.etl.id"
+    assert "reports/" in success["Message"]["summary.$"]
+    assert states["NotifySuccess"]["Next"] == "Succeeded"
+    failure = states["NotifyFailure"]["Parameters"]
+    assert failure["Message"]["key.$"] == "$.key"
+    assert failure["Message"]["error.$"] == "$.error.Error"
+    assert failure["Message"]["cause.$"] == "$.error.Cause"
+    assert states["NotifyFailure"]["Next"] == "Failed"
+    for name in ("NotifySuccess", "NotifyFailure"):
+        assert states[name]["Resource"] == "arn:aws:states:::sns:publish"
+        assert "NotificationsTopic" in json.dumps(states[name]["Parameters"]["TopicArn"])
+
+
+def test_notices_topic_is_encrypted_and_email_subscription_is_optional(resources):
+    topic = resources["NotificationsTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"]
+    (subscription,) = _of_type(resources, "AWS::SNS::Subscription").values()
+    assert subscription["Condition"] == "HasAlertEmail"
+    assert subscription["Properties"]["Protocol"] == "email"
+
+
+# ------------------------------------------------------------------ Glue
+
+
+def test_etl_job_is_a_python_shell_39_job_with_the_analytics_library_set(resources):
+    (job,) = _of_type(resources, "AWS::Glue::Job").values()
+    props = job["Properties"]
+    assert props["Command"]["Name"] == "pythonshell"
+    assert props["Command"]["PythonVersion"] == "3.9"
+    assert props["Command"]["ScriptLocation"]["Fn::Sub"].endswith("/glue/scripts/flight_etl.py")
+    args = props["DefaultArguments"]
+    assert args["library-set"] == "analytics"
+    assert args["--extra-py-files"]["Fn::Sub"].endswith(
+        "/glue/lib/flightpipe-0.1.0-py3-none-any.whl"
+    )
+    assert {
+        "--data_bucket",
+        "--redshift_database",
+        "--redshift_workgroup",
+        "--redshift_cluster_id",
+        "--redshift_secret_arn",
+        "--copy_role_arn",
+        "--reject_threshold",
+    } <= set(args)
+    assert args["--reject_threshold"] == "0.05"
+    assert props["ExecutionProperty"]["MaxConcurrentRuns"] > 1
+    assert props["MaxCapacity"] in (0.0625, 1)
+    assert props["Timeout"] > 0
+
+
+def test_crawler_crawls_incoming_of_the_data_bucket(resources):
+    (crawler,) = _of_type(resources, "AWS::Glue::Crawler").values()
+    (target,) = crawler["Properties"]["Targets"]["S3Targets"]
+    assert target["Path"] == {"Fn::Sub": "s3://${DataBucket}/incoming/"}
+    assert crawler["Properties"]["DatabaseName"] == {"Ref": "GlueDatabase"}
+
+
+# ------------------------------------------------------------------ Lambda
+
+
+def test_functions_run_python312_handlers_with_the_contract_environment(resources):
+    for name, handler in FUNCTIONS.items():
+        props = resources[name]["Properties"]
+        assert props["Runtime"] == "python3.12"
+        assert props["Handler"] == handler
+        assert set(props["Environment"]["Variables"]) >= {
+            "DATA_BUCKET",
+            "AIRPORTS_KEY",
+            "CRAWLER_NAME",
+            "REDSHIFT_DATABASE",
+            "REDSHIFT_WORKGROUP",
+            "REDSHIFT_CLUSTER_ID",
+            "REDSHIFT_SECRET_ARN",
+            "REDSHIFT_COPY_ROLE_ARN",
+            "POWERTOOLS_SERVICE_NAME",
+            "POWERTOOLS_LOG_LEVEL",
+        }
+
+
+def test_lambda_package_is_small_and_holds_no_pandas_tests_or_tooling(template):
+    assert PACKAGE_ZIP.stat().st_size < 10 * 1024 * 1024
+    names = zipfile.ZipFile(PACKAGE_ZIP).namelist()
+    assert {"handlers/prepare_warehouse.py", "flightpipe/sql.py", "sql/schema.sql"} <= set(names)
+    banned = ("pandas/", "numpy/", "tests/", "node_modules/", ".venv", "flightpipe/local/")
+    assert [name for name in names if name.startswith(banned)] == []
+    assert any(name.startswith("aws_lambda_powertools/") for name in names)
+
+
+def test_outputs_name_bucket_state_machine_topic_and_warehouse(template):
+    outputs = template["Outputs"]
+    assert outputs["DataBucketName"]["Value"] == {"Ref": "DataBucket"}
+    assert outputs["StateMachineArn"]["Value"] == {"Ref": "PipelineStateMachine"}
+    assert outputs["NotificationsTopicArn"]["Value"] == {"Ref": "NotificationsTopic"}
+    assert {"RedshiftWorkgroupName", "RedshiftClusterId"} <= set(outputs)
+
+
+# ------------------------------------------------------------------ linters
+
+
+def _run_linter(*args: str) -> subprocess.CompletedProcess[str]:
+    tool = LINT_VENV / "bin" / args[0]
+    assert tool.exists(), f"{tool} missing: run `make package` (creates {LINT_VENV.name})"
+    return subprocess.run(
+        [str(tool), *args[1:]],
+        cwd=REPO_ROOT,
+        env=_credential_free_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_cfn_lint_reports_no_errors_or_warnings(template):
+    result = _run_linter("cfn-lint", str(TEMPLATE))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_checkov_reports_no_failed_checks(template):
+    result = _run_linter(
+        "checkov",
+        "--skip-download",
+        "--framework",
+        "cloudformation",
+        "--output",
+        "json",
+        "-f",
+        str(TEMPLATE),
+    )
+    report = json.loads(result.stdout)
+    summary = report["summary"]
+    failed = [c["check_id"] + " " + c["resource"] for c in report["results"]["failed_checks"]]
+    assert summary["failed"] == 0, failed
+    assert summary["parsing_errors"] == 0
+    assert result.returncode == 0
+
+
+def test_every_checkov_skip_says_why(resources):
+    skips = [
+        (name, skip)
+        for name, body in resources.items()
+        for skip in body.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    ]
+    assert skips
+    assert [name for name, skip in skips if len(skip.get("comment", "").split()) < 5] == []
