@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -13,6 +15,7 @@ from flightpipe.local.deploy import Deployment, DeploymentError, Resolver, Resou
 from flightpipe.local.moto_events import apply_input_transformer, normalise_s3_event, target_input
 from flightpipe.local.moto_glue_crawler import infer_columns, infer_type, table_name
 from flightpipe.local.moto_glue_jobs import script_argv, script_path
+from flightpipe.local.moto_lambda import HandlerLoader, invoke_handler
 from flightpipe.local.moto_redshift_data import field_value
 from flightpipe.local.run import cause_message, describe_event
 
@@ -160,3 +163,34 @@ def test_progress_lines_name_states_and_failure_causes() -> None:
     assert cause_message(glue_cause) == "JobFailed: missing columns"
     lambda_cause = json.dumps({"errorType": "X", "errorMessage": "boom"})
     assert cause_message(lambda_cause) == "boom"
+
+
+def test_lambda_handlers_run_in_process_with_their_environment_and_real_error_names(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "handlers").mkdir()
+    (tmp_path / "handlers" / "probe.py").write_text(
+        "import os\n"
+        "class CrawlerRunningException(RuntimeError):\n"
+        "    pass\n"
+        "def handler(event, context):\n"
+        "    if event.get('busy'):\n"
+        "        raise CrawlerRunningException('crawler busy')\n"
+        "    return {'crawler': os.environ['CRAWLER_NAME'], 'fn': context.function_name}\n"
+    )
+    function = SimpleNamespace(
+        function_name="probe",
+        function_arn="arn:aws:lambda:us-east-1:123456789012:function:probe",
+        handler="handlers/probe.handler",
+        memory_size=128,
+        timeout=3,
+        environment_vars={"CRAWLER_NAME": "incoming"},
+    )
+    loader = HandlerLoader(tmp_path)
+    payload, errored, _ = invoke_handler(loader, function, "{}", {})
+    assert (json.loads(payload), errored) == ({"crawler": "incoming", "fn": "probe"}, False)
+    assert "CRAWLER_NAME" not in os.environ
+    payload, errored, logs = invoke_handler(loader, function, '{"busy": true}', {})
+    error = json.loads(payload)
+    assert errored and error["errorType"] == "CrawlerRunningException"
+    assert error["errorMessage"] == "crawler busy" and "CrawlerRunningException" in logs
