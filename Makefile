@@ -77,7 +77,7 @@ $(VENV39)/.installed: requirements-glue39.txt pyproject.toml
 	touch $@
 
 test-glue39: $(VENV39)/.installed
-	$(VENV39)/bin/python -m pytest -p no:cacheprovider tests/test_etl_*.py
+	$(VENV39)/bin/python -m pytest -p no:cacheprovider tests/test_etl_*.py tests/test_synthetic.py
 
 bench: setup
 	$(PY) bench/etl_bench.py
