@@ -10,7 +10,7 @@ SHARED_DATA ?= ../shared/data
 
 help:
 	@echo "make demo     run the whole pipeline locally on $(SHARED_DATA)"
-	@echo "make test     lint and run the whole test suite"
+	@echo "make test     lint, the whole test suite, and the ETL tests on Python 3.9"
 	@echo "make package  sls package offline, then cfn-lint and checkov on the template"
 	@echo "make bench    ETL benchmark against the embedded warehouse"
 	@echo "make test-glue39  the ETL job's tests on Glue's runtime (Python 3.9, analytics pandas)"
@@ -34,6 +34,7 @@ format: setup
 
 test: setup lint node_modules/.npm-ci.stamp $(LINT_VENV)/.installed
 	$(VENV)/bin/pytest
+	$(MAKE) test-glue39
 
 # npm ci once per package-lock.json: osls and its plugins package serverless.yml offline.
 node_modules/.npm-ci.stamp: package.json package-lock.json .npmrc
