@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from etl_fixtures import BUCKET, facts, ledger, load_airports, run_on
 
+from flightpipe.warehouse.port import StatementError
+
 pytestmark = pytest.mark.warehouse
 HEADER = b"Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\n"
 
@@ -134,3 +136,33 @@ def test_keys_with_quotes_spaces_and_non_ascii_load_and_reload_safely(loaded, ke
     rows = facts(warehouse)
     assert [r["source_file"] for r in rows] == [f"s3://flightpipe-test-data/{key}"]
     assert [e["source_file"] for e in ledger(warehouse)] == [f"s3://flightpipe-test-data/{key}"] * 2
+
+
+class _LosesOneSerializationConflict:
+    """Fails the first load batch as Redshift does when a concurrent load wins (error 1023)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.conflicts = 0
+
+    def query(self, sql):
+        return self.inner.query(sql)
+
+    def execute_batch(self, statements):
+        statements = list(statements)
+        if self.conflicts == 0 and any(s.startswith("COPY") for s in statements):
+            self.conflicts += 1
+            raise StatementError(
+                "statement FAILED: 1023 Serializable isolation violation on table fact"
+            )
+        return self.inner.execute_batch(statements)
+
+
+def test_a_load_that_loses_a_serialization_conflict_is_run_again(loaded, shared_data):
+    warehouse, s3 = loaded
+    conflicting = _LosesOneSerializationConflict(warehouse)
+    body = (shared_data / "sample_flights.csv").read_bytes()
+    summary = run_on(s3, conflicting, "incoming/conflict.csv", body)
+    assert conflicting.conflicts == 1
+    assert summary.status == "LOADED"
+    assert len(facts(warehouse, f"s3://{BUCKET}/incoming/conflict.csv")) == 13

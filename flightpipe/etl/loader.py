@@ -7,14 +7,19 @@ Data API in production); values are only ever substituted as quoted literals.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 from flightpipe.sql import render_statements
-from flightpipe.warehouse.port import Warehouse
+from flightpipe.warehouse.port import StatementError, Warehouse
 
 LOADED, REJECTED, FAILED = "LOADED", "REJECTED", "FAILED"
 _ERROR_MAX_CHARS = 4000
+LOAD_ATTEMPTS = 4
+# Redshift aborts one of two concurrent transactions writing the same table with error 1023;
+# the whole batch was rolled back, so running it again is safe.
+_SERIALIZATION_CONFLICT = "serializable isolation violation"
 
 
 @dataclass(frozen=True)
@@ -55,10 +60,28 @@ def load_statements(attempt: LoadAttempt, staged_uri: str, iam_role: str) -> lis
 
 
 def load_staged_file(
-    warehouse: Warehouse, attempt: LoadAttempt, staged_uri: str, iam_role: str
+    warehouse: Warehouse,
+    attempt: LoadAttempt,
+    staged_uri: str,
+    iam_role: str,
+    *,
+    attempts: int = LOAD_ATTEMPTS,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """Replace the file's fact rows and write its LOADED ledger row, all or nothing."""
-    warehouse.execute_batch(load_statements(attempt, staged_uri, iam_role))
+    """Replace the file's fact rows and write its LOADED ledger row, all or nothing.
+
+    Concurrent uploads load into the same fact table; a batch that loses a
+    serialization conflict is run again with backoff.
+    """
+    statements = load_statements(attempt, staged_uri, iam_role)
+    for number in range(1, attempts + 1):
+        try:
+            warehouse.execute_batch(statements)
+            return
+        except StatementError as error:
+            if number == attempts or _SERIALIZATION_CONFLICT not in str(error).lower():
+                raise
+            sleep(2.0**number)
 
 
 def record_unloaded_attempt(
