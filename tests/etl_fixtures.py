@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from flightpipe.etl.job import run_job
 from flightpipe.etl.job_args import JobArgs
@@ -77,3 +77,20 @@ def read_object(s3: Any, key: str, bucket: str = BUCKET) -> bytes:
 def rejects_rows(s3: Any, uri: str) -> list[list[str]]:
     key = uri.split("/", 3)[3]
     return list(csv.reader(io.StringIO(read_object(s3, key).decode("utf-8"))))
+
+
+class RewritingWarehouse:
+    """The warehouse port with every batch passed through ``rewrite`` first.
+
+    Tests inject faults with it: ``rewrite`` may change the statements or raise.
+    """
+
+    def __init__(self, inner: Any, rewrite: Callable[[list], list]) -> None:
+        self.inner = inner
+        self.rewrite = rewrite
+
+    def query(self, sql: str) -> list:
+        return self.inner.query(sql)
+
+    def execute_batch(self, statements: Any) -> None:
+        self.inner.execute_batch(self.rewrite(list(statements)))

@@ -10,7 +10,16 @@ import json
 from pathlib import Path
 
 import pytest
-from etl_fixtures import BUCKET, facts, ledger, load_airports, read_object, rejects_rows, run_on
+from etl_fixtures import (
+    BUCKET,
+    RewritingWarehouse,
+    facts,
+    ledger,
+    load_airports,
+    read_object,
+    rejects_rows,
+    run_on,
+)
 
 from flightpipe.etl.job import JobFailed
 
@@ -203,27 +212,18 @@ def test_more_rejects_than_the_threshold_reject_the_file_but_keep_the_rejects(lo
     assert run_on(s3, warehouse, "incoming/too-many.csv", body, threshold="0.1").status == "LOADED"
 
 
-class _FailingLoad:
-    """A warehouse whose load batch fails (the COPY cannot read the staged file)."""
-
-    def __init__(self, inner):
-        self.inner = inner
-
-    def query(self, sql):
-        return self.inner.query(sql)
-
-    def execute_batch(self, statements):
-        statements = list(statements)
-        if any(s.startswith("COPY flights_stage") for s in statements):
-            statements = [s.replace("staging/", "staging/missing-") for s in statements]
-        self.inner.execute_batch(statements)
+def _unreadable_staged_file(statements: list) -> list:
+    """Make the load batch's COPY point at a staged file that does not exist."""
+    if any(s.startswith("COPY flights_stage") for s in statements):
+        return [s.replace("staging/", "staging/missing-") for s in statements]
+    return statements
 
 
 def test_a_failed_load_records_failed_and_removes_the_staged_file(loaded, shared_data):
     warehouse, s3 = loaded
     summary = run_on(
         s3,
-        _FailingLoad(warehouse),
+        RewritingWarehouse(warehouse, _unreadable_staged_file),
         "incoming/s.csv",
         (shared_data / "sample_flights.csv").read_bytes(),
     )

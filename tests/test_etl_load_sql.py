@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from etl_fixtures import BUCKET, facts, ledger, load_airports, run_on
+from etl_fixtures import BUCKET, RewritingWarehouse, facts, ledger, load_airports, run_on
 
 from flightpipe.warehouse.port import StatementError
 
@@ -73,22 +73,12 @@ def test_a_corrected_file_replaces_the_rows_of_the_bad_one_and_other_files_stay(
     assert len(facts(warehouse, "s3://flightpipe-test-data/incoming/other.csv")) == 1
 
 
-class _FailBetweenDeleteAndInsert:
-    """Injects a failing statement right after the batch's DELETE of the file's rows."""
-
-    def __init__(self, inner):
-        self.inner = inner
-
-    def query(self, sql):
-        return self.inner.query(sql)
-
-    def execute_batch(self, statements):
-        statements = list(statements)
-        for index, statement in enumerate(statements):
-            if statement.startswith("DELETE FROM airlines.daily_flights_fact"):
-                statements.insert(index + 1, "SELECT 1 / 0")
-                break
-        self.inner.execute_batch(statements)
+def _fail_between_delete_and_insert(statements: list) -> list:
+    """Inject a failing statement right after the batch's DELETE of the file's rows."""
+    for index, statement in enumerate(statements):
+        if statement.startswith("DELETE FROM airlines.daily_flights_fact"):
+            return [*statements[: index + 1], "SELECT 1 / 0", *statements[index + 1 :]]
+    return statements
 
 
 def test_a_failure_between_delete_and_insert_leaves_the_fact_table_unchanged(loaded, shared_data):
@@ -96,7 +86,12 @@ def test_a_failure_between_delete_and_insert_leaves_the_fact_table_unchanged(loa
     body = (shared_data / "sample_flights.csv").read_bytes()
     good = run_on(s3, warehouse, "incoming/sample.csv", body)
     before = facts(warehouse)
-    failed = run_on(s3, _FailBetweenDeleteAndInsert(warehouse), "incoming/sample.csv", body)
+    failed = run_on(
+        s3,
+        RewritingWarehouse(warehouse, _fail_between_delete_and_insert),
+        "incoming/sample.csv",
+        body,
+    )
     assert failed.status == "FAILED" and "division by zero" in failed.error
     assert facts(warehouse) == before and {r["load_id"] for r in before} == {good.load_id}
     entries = ledger(warehouse)
@@ -138,31 +133,19 @@ def test_keys_with_quotes_spaces_and_non_ascii_load_and_reload_safely(loaded, ke
     assert [e["source_file"] for e in ledger(warehouse)] == [f"s3://flightpipe-test-data/{key}"] * 2
 
 
-class _LosesOneSerializationConflict:
-    """Fails the first load batch as Redshift does when a concurrent load wins (error 1023)."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.conflicts = 0
-
-    def query(self, sql):
-        return self.inner.query(sql)
-
-    def execute_batch(self, statements):
-        statements = list(statements)
-        if self.conflicts == 0 and any(s.startswith("COPY") for s in statements):
-            self.conflicts += 1
-            raise StatementError(
-                "statement FAILED: 1023 Serializable isolation violation on table fact"
-            )
-        return self.inner.execute_batch(statements)
-
-
 def test_a_load_that_loses_a_serialization_conflict_is_run_again(loaded, shared_data):
     warehouse, s3 = loaded
-    conflicting = _LosesOneSerializationConflict(warehouse)
+    conflicts = []
+
+    def lose_the_first_load(statements: list) -> list:
+        """Fail the first load batch as Redshift does when a concurrent load wins (1023)."""
+        if not conflicts and any(s.startswith("COPY") for s in statements):
+            conflicts.append(statements)
+            raise StatementError("statement FAILED: 1023 Serializable isolation violation")
+        return statements
+
     body = (shared_data / "sample_flights.csv").read_bytes()
-    summary = run_on(s3, conflicting, "incoming/conflict.csv", body)
-    assert conflicting.conflicts == 1
+    summary = run_on(s3, RewritingWarehouse(warehouse, lose_the_first_load), "incoming/c.csv", body)
+    assert len(conflicts) == 1
     assert summary.status == "LOADED"
-    assert len(facts(warehouse, f"s3://{BUCKET}/incoming/conflict.csv")) == 13
+    assert len(facts(warehouse, f"s3://{BUCKET}/incoming/c.csv")) == 13
