@@ -34,6 +34,10 @@ SEAM_OWNER = lambda_models.LambdaFunction
 SEAM_NAME = "_invoke_lambda"
 
 _ENVIRONMENT_LOCK = threading.RLock()
+# os.environ is process-wide: a thread that copies it (botocore does, creating a client) while a
+# handler's variables are removed gets a KeyError. Changes to it happen only under this lock, and
+# the emulator's own threads create their clients under it too. It is never held while waiting.
+ENVIRONMENT_CHANGE_LOCK = threading.Lock()
 
 
 class LambdaContext:
@@ -90,16 +94,18 @@ class HandlerLoader:
 def environment(values: Mapping[str, str]) -> Iterator[None]:
     """``os.environ`` updated with ``values`` for the duration of the block."""
     with _ENVIRONMENT_LOCK:
-        saved = {key: os.environ.get(key) for key in values}
-        os.environ.update({key: str(value) for key, value in values.items()})
+        with ENVIRONMENT_CHANGE_LOCK:
+            saved = {key: os.environ.get(key) for key in values}
+            os.environ.update({key: str(value) for key, value in values.items()})
         try:
             yield
         finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+            with ENVIRONMENT_CHANGE_LOCK:
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
 
 
 def error_payload(error: BaseException) -> dict[str, Any]:

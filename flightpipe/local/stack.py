@@ -89,7 +89,6 @@ class LocalStack:
         self.notices = moto_sns.NoticeBoard()
         self.deployment: Optional[Deployment] = None
         self._session = boto3.session.Session()
-        self._client_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -146,8 +145,12 @@ class LocalStack:
     # -- access ----------------------------------------------------------------------------
 
     def client(self, service: str) -> Any:
-        """A boto3 client of the emulator (creation is serialised: sessions are not thread-safe)."""
-        with self._client_lock:
+        """A boto3 client of the emulator.
+
+        Creation is serialised (sessions are not thread-safe) and never overlaps a change of
+        ``os.environ`` by an in-process Lambda call, which creation reads.
+        """
+        with moto_lambda.ENVIRONMENT_CHANGE_LOCK:
             return self._session.client(
                 service,
                 endpoint_url=self.endpoint_url,
