@@ -7,12 +7,14 @@ import io
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from conftest import TEST_BUCKET
+
 from flightpipe.etl.job import run_job
 from flightpipe.etl.job_args import JobArgs
 from flightpipe.etl.summary import JobSummary
 from flightpipe.sql import render_statements
 
-BUCKET = "flightpipe-test-data"
+BUCKET = TEST_BUCKET
 COPY_ROLE = "arn:aws:iam::123456789012:role/flightpipe-copy"
 DIM_BUCKET = "flightpipe-test-dimensions"
 

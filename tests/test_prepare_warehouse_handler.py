@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from conftest import TEST_BUCKET
+from test_crawler_handlers import FakeLambdaContext
 
 from flightpipe.local import moto_redshift_data
 from flightpipe.local._patching import PatchSet
 from handlers import prepare_warehouse
-from tests.conftest import TEST_BUCKET
-from tests.test_crawler_handlers import FakeLambdaContext
 
 pytestmark = pytest.mark.warehouse
 

@@ -81,6 +81,19 @@ WILDCARD_RESOURCE_ALLOWED = {
 }
 
 
+def _run_credential_free(command: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run a packaging or lint command in the repository with no AWS credentials."""
+    return subprocess.run(
+        command,
+        cwd=REPO_ROOT,
+        env=_credential_free_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
 def _credential_free_env() -> dict[str, str]:
     """The environment for packaging and linting: no AWS credentials of any kind."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
@@ -113,15 +126,7 @@ def _template_is_fresh() -> bool:
 def template() -> dict[str, Any]:
     """The packaged template; `sls package` runs first unless it is newer than its sources."""
     if not _template_is_fresh():
-        result = subprocess.run(
-            ["bash", "scripts/package.sh", "package"],
-            cwd=REPO_ROOT,
-            env=_credential_free_env(),
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
+        result = _run_credential_free(["bash", "scripts/package.sh", "package"])
         assert result.returncode == 0, f"sls package failed:\n{result.stdout}\n{result.stderr}"
     return json.loads(TEMPLATE.read_text(encoding="utf-8"))
 
@@ -647,15 +652,7 @@ def test_outputs_name_bucket_state_machine_topic_and_warehouse(template):
 def _run_linter(*args: str) -> subprocess.CompletedProcess[str]:
     tool = LINT_VENV / "bin" / args[0]
     assert tool.exists(), f"{tool} missing: run `make package` (creates {LINT_VENV.name})"
-    return subprocess.run(
-        [str(tool), *args[1:]],
-        cwd=REPO_ROOT,
-        env=_credential_free_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return _run_credential_free([str(tool), *args[1:]])
 
 
 def test_cfn_lint_reports_no_errors_or_warnings(template):
