@@ -10,6 +10,7 @@ turns a REJECTED or FAILED outcome into a failed job run with
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -33,6 +34,7 @@ from flightpipe.etl.staging import (
 from flightpipe.etl.summary import JobSummary, write_summary
 from flightpipe.etl.validate import BlockValidator
 from flightpipe.etl.values import date_from_key
+from flightpipe.s3keys import resolve_event_key
 from flightpipe.warehouse.port import Warehouse
 
 LOG = logging.getLogger(__name__)
@@ -96,6 +98,9 @@ def run_job(
     rejects = RejectsFile(spool_dir)
     staged_key: Optional[str] = None
     try:
+        args = _resolve_source(args, s3)
+        summary.source_file = args.source_file
+        attempt = dataclasses.replace(attempt, source_file=args.source_file)
         attempt = _run(args, s3, warehouse, attempt, summary, staged, rejects, block_bytes)
         staged_key = staging_key(load_id)
         summary.status = loader.LOADED
@@ -116,6 +121,15 @@ def run_job(
     summary.timings_s["total"] = round(time.monotonic() - begun, 3)
     write_summary(s3, summary, args.bucket, args.summary_key or f"{REPORTS_PREFIX}{load_id}.json")
     return summary
+
+
+def _resolve_source(args: JobArgs, s3: Any) -> JobArgs:
+    """The arguments with the key the uploaded object really has (events may URL-encode it)."""
+    resolved = resolve_event_key(s3, args.bucket, args.key, args.version_id)
+    if not resolved.decoded:
+        return args
+    LOG.info("the event's key %r names the object %r (URL-decoded)", args.key, resolved.key)
+    return dataclasses.replace(args, key=resolved.key)
 
 
 def _run(
