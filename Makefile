@@ -15,11 +15,11 @@ help:
 	@echo "make bench    ETL benchmark against the embedded warehouse"
 	@echo "make test-glue39  the ETL job's tests on Glue's runtime (Python 3.9, analytics pandas)"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml emulator/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==24.3.1
 	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet --no-deps -e . -e emulator
 	touch $@
 
 setup: $(VENV)/.installed
@@ -53,14 +53,14 @@ package: setup node_modules/.npm-ci.stamp $(LINT_VENV)/.installed
 	scripts/package.sh
 
 # The pipeline on this machine, deployed from serverless.yml into the local emulator.
-# Without $(SHARED_DATA), a synthetic dataset from flightpipe.synthetic stands in.
+# Without $(SHARED_DATA), a synthetic dataset from flightpipe_local.synthetic stands in.
 DEMO_DIR := .state/demo
 demo: setup node_modules/.npm-ci.stamp
 	@if [ -d "$(SHARED_DATA)" ]; then \
 	  data="$(SHARED_DATA)"; files="$$data/sample_flights.csv $$data/bts_ontime_2023_01_OK.csv"; \
 	else \
-	  echo "$(SHARED_DATA) not found: generating a synthetic dataset in $(DEMO_DIR)/data (flightpipe.synthetic)"; \
-	  data="$(DEMO_DIR)/data"; files="$$($(PY) -m flightpipe.local.demo_data $$data)"; \
+	  echo "$(SHARED_DATA) not found: generating a synthetic dataset in $(DEMO_DIR)/data (flightpipe_local.synthetic)"; \
+	  data="$(DEMO_DIR)/data"; files="$$($(PY) -m flightpipe_local.demo_data $$data)"; \
 	fi; \
 	$(VENV)/bin/flightpipe local run --airports "$$data/airports.csv" $$files
 
@@ -74,7 +74,7 @@ $(VENV39)/.installed: requirements-glue39.txt pyproject.toml
 	$(PYTHON39) -m venv $(VENV39)
 	$(VENV39)/bin/python -m pip install --quiet --upgrade pip==24.3.1
 	$(VENV39)/bin/python -m pip install --quiet -r requirements-glue39.txt
-	$(VENV39)/bin/python -m pip install --quiet --no-deps -e .
+	$(VENV39)/bin/python -m pip install --quiet --no-deps -e . -e emulator
 	touch $@
 
 test-glue39: $(VENV39)/.installed

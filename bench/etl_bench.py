@@ -1,7 +1,7 @@
 """ETL benchmark: the job's path against the embedded warehouse, and a raw COPY baseline.
 
 For each size (1M and 4M rows by default) one synthetic file is generated
-(``flightpipe.synthetic``: carriers, airport ids and delays resampled from the
+(``flightpipe_local.synthetic``: carriers, airport ids and delays resampled from the
 real BTS sample when ``../shared/data`` is there), then two runs are measured on
 that same file, each in its own subprocess so that peak RSS is per run (the
 runs alternate and repeat, ``--repeat``, and the fastest of each counts: other
@@ -99,8 +99,8 @@ def _worker(mode: str, root: Path, airports: Path) -> dict:
     """One measured run in this (fresh) process; returns its figures."""
     from flightpipe.etl.job import run_job
     from flightpipe.etl.job_args import JobArgs
-    from flightpipe.local.redshift_standin import RedshiftStandIn, StandInWarehouse
     from flightpipe.sql import read_sql, render_statements, split_statements
+    from flightpipe_local.redshift_standin import RedshiftStandIn, StandInWarehouse
 
     s3 = LocalDirS3(root / "s3")
     s3.upload_file(str(airports), BUCKET, "dimensions/airports.csv")
@@ -166,7 +166,7 @@ def _measure(mode: str, root: Path, airports: Path) -> dict:
 
 
 def _generate(root: Path, rows: int, seed: int) -> tuple[Path, int]:
-    from flightpipe.synthetic import generate_flights_csv
+    from flightpipe_local.synthetic import generate_flights_csv
 
     source = SHARED_DATA / "bts_ontime_2023_01_OK.csv"
     target = root / "s3" / BUCKET / KEY
@@ -177,7 +177,7 @@ def _generate(root: Path, rows: int, seed: int) -> tuple[Path, int]:
 
 
 def _airports(root: Path) -> Path:
-    from flightpipe.synthetic import generate_airports_csv
+    from flightpipe_local.synthetic import generate_airports_csv
 
     real = SHARED_DATA / "airports.csv"
     if real.is_file() and (SHARED_DATA / "bts_ontime_2023_01_OK.csv").is_file():
@@ -253,7 +253,7 @@ def _report(runs: list) -> dict:
     return {
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "s3": "local-filesystem stand-in (bench/etl_bench.py LocalDirS3)",
-        "warehouse": "embedded PostgreSQL (flightpipe.local.redshift_standin)",
+        "warehouse": "embedded PostgreSQL (flightpipe_local.redshift_standin)",
         "runs": runs,
         "rss_growth": rss_growth,
         "targets_met": ratio_ok and rss_ok,

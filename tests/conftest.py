@@ -59,7 +59,7 @@ def object_store() -> MemoryObjectStore:
 @pytest.fixture(scope="session")
 def redshift_standin(tmp_path_factory: pytest.TempPathFactory, object_store: MemoryObjectStore):
     """One embedded PostgreSQL server for the whole session (it takes about a second to start)."""
-    from flightpipe.local.redshift_standin import RedshiftStandIn
+    from flightpipe_local.redshift_standin import RedshiftStandIn
 
     standin = RedshiftStandIn(
         tmp_path_factory.mktemp("warehouse") / "pgdata", object_store.read, object_store.list_keys
@@ -71,8 +71,8 @@ def redshift_standin(tmp_path_factory: pytest.TempPathFactory, object_store: Mem
 @pytest.fixture
 def warehouse(redshift_standin) -> Iterator:
     """The warehouse port over the stand-in, with the project schema applied and emptied."""
-    from flightpipe.local.redshift_standin import StandInWarehouse
     from flightpipe.sql import read_sql, split_statements
+    from flightpipe_local.redshift_standin import StandInWarehouse
 
     redshift_standin.execute_batch(split_statements(read_sql("schema.sql")))
     redshift_standin.execute_batch(

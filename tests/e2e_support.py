@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from flightpipe.local.run import FileOutcome, PipelineRunner
-from flightpipe.local.stack import LocalStack
+from flightpipe_local.run import FileOutcome, PipelineRunner
+from flightpipe_local.stack import LocalStack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from e2e_support import data_rows, fact_rows_of, history_states, query, run_files, scalar, stack
 
-from flightpipe.local.stack import LocalStack
+from flightpipe_local.stack import LocalStack
 
 pytestmark = pytest.mark.e2e
 __all__ = ["stack"]

@@ -11,13 +11,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from flightpipe.local.deploy import Deployment, DeploymentError, Resolver, Resource, creation_order
-from flightpipe.local.moto_events import apply_input_transformer, normalise_s3_event, target_input
-from flightpipe.local.moto_glue_crawler import infer_columns, infer_type, table_name
-from flightpipe.local.moto_glue_jobs import script_argv, script_path
-from flightpipe.local.moto_lambda import HandlerLoader, invoke_handler
-from flightpipe.local.moto_redshift_data import field_value
-from flightpipe.local.run import cause_message, describe_event
+from flightpipe_local.deploy import Deployment, DeploymentError, Resolver, Resource, creation_order
+from flightpipe_local.moto_events import apply_input_transformer, normalise_s3_event, target_input
+from flightpipe_local.moto_glue_crawler import infer_columns, infer_type, table_name
+from flightpipe_local.moto_glue_jobs import script_argv, script_path
+from flightpipe_local.moto_lambda import HandlerLoader, invoke_handler
+from flightpipe_local.moto_redshift_data import field_value
+from flightpipe_local.run import cause_message, describe_event
 
 S3_EVENT = {
     "source": "aws.s3",

@@ -11,7 +11,7 @@ import inspect
 import moto
 import pytest
 
-from flightpipe.local import (
+from flightpipe_local import (
     moto_events,
     moto_glue_crawler,
     moto_glue_jobs,
@@ -21,7 +21,7 @@ from flightpipe.local import (
     moto_sfn_time,
     moto_sns,
 )
-from flightpipe.local._patching import PatchSet
+from flightpipe_local._patching import PatchSet
 
 
 def parameters(owner: object, name: str) -> list[str]:

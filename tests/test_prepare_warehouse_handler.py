@@ -6,8 +6,8 @@ import pytest
 from conftest import TEST_BUCKET
 from test_crawler_handlers import FakeLambdaContext
 
-from flightpipe.local import moto_redshift_data
-from flightpipe.local._patching import PatchSet
+from flightpipe_local import moto_redshift_data
+from flightpipe_local._patching import PatchSet
 from handlers import prepare_warehouse
 
 pytestmark = pytest.mark.warehouse

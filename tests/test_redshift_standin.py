@@ -6,12 +6,12 @@ import gzip
 
 import pytest
 
-from flightpipe.local.redshift_standin import (
+from flightpipe.sql import quote_literal, read_sql, render_statements
+from flightpipe_local.redshift_standin import (
     StandInSqlError,
     parse_copy_from_s3,
     strip_table_attributes,
 )
-from flightpipe.sql import quote_literal, read_sql, render_statements
 
 pytestmark = pytest.mark.warehouse
 

@@ -10,7 +10,7 @@ import pytest
 from flightpipe.etl.layouts import resolve_columns
 from flightpipe.etl.reader import CsvRecordReader
 from flightpipe.etl.validate import BlockValidator
-from flightpipe.synthetic import generate_airports_csv, generate_flights_csv
+from flightpipe_local.synthetic import generate_airports_csv, generate_flights_csv
 
 
 def _validate(path, known):

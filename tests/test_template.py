@@ -633,7 +633,7 @@ def test_lambda_package_is_small_and_holds_no_pandas_tests_or_tooling(template):
     assert PACKAGE_ZIP.stat().st_size < 10 * 1024 * 1024
     names = zipfile.ZipFile(PACKAGE_ZIP).namelist()
     assert {"handlers/prepare_warehouse.py", "flightpipe/sql.py", "sql/schema.sql"} <= set(names)
-    banned = ("pandas/", "numpy/", "tests/", "node_modules/", ".venv", "flightpipe/local/")
+    banned = ("pandas/", "numpy/", "tests/", "node_modules/", ".venv", "emulator/flightpipe_local/")
     assert [name for name in names if name.startswith(banned)] == []
     assert any(name.startswith("aws_lambda_powertools/") for name in names)
 

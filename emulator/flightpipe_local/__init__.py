@@ -1,4 +1,5 @@
-"""Local development tooling: the emulated AWS stack and the embedded warehouse.
+"""The local stack: the emulated AWS account and the embedded warehouse.
 
-Never imported by the Lambda handlers or the Glue job.
+Development tooling, shipped as its own distribution (``flightpipe-local``) that
+depends on the product; nothing deployed (Lambda zip, Glue wheel) contains it.
 """

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
-from flightpipe.local.stack import LocalStack, repo_root
+from flightpipe_local.stack import LocalStack, repo_root
 
 DEFAULT_AIRPORTS = Path("..") / "shared" / "data" / "airports.csv"
 FACT_SAMPLE_SQL = (
@@ -42,6 +42,7 @@ def add_parser(subparsers: Any) -> None:
     run.add_argument(
         "--airports", type=Path, help=f"airports dimension CSV (default {DEFAULT_AIRPORTS})"
     )
+    _add_encode_event_keys(run)
     run.set_defaults(handler=cmd_run)
 
     sql = commands.add_parser("sql", help="query the local warehouse (Redshift SQL)")
@@ -56,7 +57,17 @@ def add_parser(subparsers: Any) -> None:
     up.add_argument(
         "--port", type=int, default=0, help="port of the endpoint (default: a free one)"
     )
+    _add_encode_event_keys(up)
     up.set_defaults(handler=cmd_up)
+
+
+def _add_encode_event_keys(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--encode-event-keys",
+        action="store_true",
+        help="S3 events carry the object key URL-encoded, as S3's classic notifications do "
+        "('my file+1.csv' -> 'my+file%%2B1.csv'); the pipeline must load the file either way",
+    )
 
 
 def default_airports() -> Optional[Path]:
@@ -102,7 +113,7 @@ def _log_path(state_dir: Optional[Path]) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from flightpipe.local.run import PipelineRunner, resolve_files, run_report
+    from flightpipe_local.run import PipelineRunner, resolve_files, run_report
 
     real_stderr = sys.stderr
     try:
@@ -123,7 +134,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     with quiet_stack_output(log_path) as out:
         progress = None if args.json else (lambda line: _print(out, line))
         try:
-            with LocalStack(state_dir=args.state_dir, echo=progress) as stack:
+            with LocalStack(
+                state_dir=args.state_dir,
+                echo=progress,
+                encode_event_keys=args.encode_event_keys,
+            ) as stack:
                 if progress:
                     progress(f"local stack up at {stack.endpoint_url} (log: {log_path})")
                 stack.notices.on_notice = (
@@ -151,7 +166,7 @@ def _print(out: TextIO, line: str) -> None:
 
 
 def _fact_sample(stack: LocalStack) -> list[dict[str, Any]]:
-    from flightpipe.local.run import table_exists
+    from flightpipe_local.run import table_exists
 
     if stack.standin is None or not table_exists(stack, "airlines.daily_flights_fact"):
         return []
@@ -194,7 +209,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from flightpipe.local.redshift_standin import RedshiftStandIn, StandInSqlError
+    from flightpipe_local.redshift_standin import RedshiftStandIn, StandInSqlError
 
     def no_s3(bucket: str, key: str) -> bytes:
         raise StandInSqlError("COPY from S3 needs the running stack (flightpipe local up)")
@@ -232,7 +247,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from flightpipe.local.run import AIRPORTS_KEY, describe_event
+    from flightpipe_local.run import AIRPORTS_KEY, describe_event
 
     airports = args.airports or default_airports()
     log_path = _log_path(args.state_dir)
@@ -240,7 +255,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     with quiet_stack_output(log_path) as out:
         try:
-            stack = LocalStack(state_dir=args.state_dir, port=args.port).start()
+            stack = LocalStack(
+                state_dir=args.state_dir, port=args.port, encode_event_keys=args.encode_event_keys
+            ).start()
         except Exception as error:
             print(f"flightpipe local up: the local stack failed: {error}", file=sys.__stderr__)
             return EXIT_STACK_FAILED
@@ -268,6 +285,8 @@ def _up_banner(stack: LocalStack, airports: Optional[Path], log_path: Path) -> l
         f"  state machine: {stack.state_machine_arn}",
         f"  run the pipeline: aws --endpoint-url {stack.endpoint_url} s3 cp f.csv s3://{stack.bucket}/incoming/",
     ]
+    if stack.encode_event_keys:
+        lines.append("  S3 events carry URL-encoded object keys (--encode-event-keys)")
     if airports is not None:
         lines.append(
             f"  airports: {airports} uploaded to s3://{stack.bucket}/dimensions/airports.csv"

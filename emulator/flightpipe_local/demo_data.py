@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from flightpipe.synthetic import generate_airports_csv, generate_flights_csv
+from flightpipe_local.synthetic import generate_airports_csv, generate_flights_csv
 
 TUTORIAL_ROWS = 13
 BTS_ROWS = 6000
@@ -31,7 +31,7 @@ def write_demo_dataset(directory: Path) -> list[Path]:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m flightpipe.local.demo_data DIR", file=sys.stderr)
+        print("usage: python -m flightpipe_local.demo_data DIR", file=sys.stderr)
         return 2
     for path in write_demo_dataset(Path(argv[0])):
         print(path)

@@ -7,6 +7,10 @@ targets start an execution with the rule's input (``Input``, ``InputPath`` or
 ``InputTransformer`` applied as EventBridge does, always — S3 notifications call
 the method with ``transform_input=False``), other targets go to moto's original
 code, and a failure is logged without stopping delivery to other targets and rules.
+
+With ``encode_keys`` the S3 events carry ``detail.object.key`` URL-encoded the
+way S3's classic notifications encode keys (AWS leaves it undocumented for
+EventBridge events; see flightpipe.s3keys), so both forms can be exercised.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ import logging
 import re
 import uuid
 from typing import Any, Callable, Optional
+from urllib.parse import quote_plus
 
 from moto.events import models as events_models
 
-from flightpipe.local._patching import PatchSet
+from flightpipe_local._patching import PatchSet
 
 SEAM_OWNER = events_models.Rule
 SEAM_NAME = "send_to_targets"
@@ -100,15 +105,37 @@ def target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
     return json.dumps(event)
 
 
-def normalise_s3_event(event: dict[str, Any]) -> dict[str, Any]:
-    """moto names the S3 object's ETag ``eTag``; EventBridge events from S3 say ``etag``."""
+def encode_s3_key(key: str) -> str:
+    """A key as S3's classic notifications carry it: form-encoded, ``/`` left as is.
+
+    "red flower.jpg" becomes "red+flower.jpg", a plus ``%2B``, non-ASCII UTF-8
+    percent-escapes (https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html);
+    slashes stay, as observed in AWS's notifications (minio/minio#11665).
+    """
+    return quote_plus(key, safe="/")
+
+
+def normalise_s3_event(event: dict[str, Any], encode_keys: bool = False) -> dict[str, Any]:
+    """moto names the S3 object's ETag ``eTag``; EventBridge events from S3 say ``etag``.
+
+    With ``encode_keys`` the object's key is URL-encoded (:func:`encode_s3_key`).
+    The event given is never changed: moto hands the same one to every rule.
+    """
     detail = event.get("detail")
     if event.get("source") != "aws.s3" or not isinstance(detail, dict):
         return event
     obj = detail.get("object")
-    if isinstance(obj, dict) and "eTag" in obj and "etag" not in obj:
+    if not isinstance(obj, dict):
+        return event
+    rename = "eTag" in obj and "etag" not in obj
+    encode = encode_keys and isinstance(obj.get("key"), str)
+    if rename or encode:
         event = copy.deepcopy(event)
-        event["detail"]["object"]["etag"] = event["detail"]["object"].pop("eTag")
+        obj = event["detail"]["object"]
+        if rename:
+            obj["etag"] = obj.pop("eTag")
+        if encode:
+            obj["key"] = encode_s3_key(obj["key"])
     return event
 
 
@@ -128,14 +155,19 @@ def start_execution(state_machine_arn: str, execution_input: str) -> str:
     return execution.execution_arn
 
 
-def install(patches: PatchSet, on_start: Optional[StartListener] = None) -> None:
-    """Deliver rule targets that are state machines; isolate delivery failures."""
+def install(
+    patches: PatchSet, on_start: Optional[StartListener] = None, encode_keys: bool = False
+) -> None:
+    """Deliver rule targets that are state machines; isolate delivery failures.
+
+    ``encode_keys``: S3 events carry their object key URL-encoded (for every rule and target).
+    """
     original = SEAM_OWNER.__dict__[SEAM_NAME]
 
     def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
         if getattr(self, "state", "ENABLED") != "ENABLED":
             return
-        original_event = normalise_s3_event(original_event)
+        original_event = normalise_s3_event(original_event, encode_keys)
         others = [t for t in self.targets if not is_state_machine(t["Arn"])]
         machines = [t for t in self.targets if is_state_machine(t["Arn"])]
         if others:

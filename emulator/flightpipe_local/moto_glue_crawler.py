@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional
 from moto.glue import models as glue_models
 from moto.moto_api import state_manager
 
-from flightpipe.local._patching import PatchSet
+from flightpipe_local._patching import PatchSet
 
 SEAM_OWNER = glue_models.FakeCrawler
 START_NAME = "start_crawler"

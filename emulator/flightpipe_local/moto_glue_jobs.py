@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional
 from moto.glue import models as glue_models
 from moto.moto_api import state_manager
 
-from flightpipe.local._patching import PatchSet
+from flightpipe_local._patching import PatchSet
 
 SEAM_OWNER = glue_models.FakeJob
 START_NAME = "start_job_run"

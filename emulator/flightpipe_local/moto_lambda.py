@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional
 
 from moto.awslambda import models as lambda_models
 
-from flightpipe.local._patching import PatchSet
+from flightpipe_local._patching import PatchSet
 
 SEAM_OWNER = lambda_models.LambdaFunction
 SEAM_NAME = "_invoke_lambda"

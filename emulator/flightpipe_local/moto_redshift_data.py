@@ -5,7 +5,7 @@ result is the same canned table, and ``BatchExecuteStatement`` does not exist.
 Here the service's request handlers (``moto/redshiftdata/responses.py``, over the
 backend in ``moto/redshiftdata/models.py``) are replaced by :class:`LocalDataApi`:
 ``ExecuteStatement`` and ``BatchExecuteStatement`` (one transaction) run
-asynchronously on :class:`~flightpipe.local.redshift_standin.RedshiftStandIn`,
+asynchronously on :class:`~flightpipe_local.redshift_standin.RedshiftStandIn`,
 ``DescribeStatement`` reports SUBMITTED → STARTED → FINISHED / FAILED / ABORTED
 with sub-statements, ``GetStatementResult`` returns the real rows in the Data
 API's record format, and ``CancelStatement`` aborts. Only the deployed workgroup or
@@ -33,8 +33,8 @@ from moto.redshiftdata import models as redshiftdata_models
 from moto.redshiftdata import responses as redshiftdata_responses
 from moto.redshiftdata.exceptions import ResourceNotFoundException, ValidationException
 
-from flightpipe.local._patching import PatchSet
-from flightpipe.local.redshift_standin import QueryResult, RedshiftStandIn, StandInSqlError
+from flightpipe_local._patching import PatchSet
+from flightpipe_local.redshift_standin import QueryResult, RedshiftStandIn, StandInSqlError
 
 SEAM_OWNER = redshiftdata_responses.RedshiftDataAPIServiceResponse
 SEAM_BACKEND = redshiftdata_models.RedshiftDataAPIServiceBackend

@@ -23,7 +23,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 )
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
-from flightpipe.local._patching import PatchSet
+from flightpipe_local._patching import PatchSet
 
 SEAM_OWNER = glue_service.StateTaskServiceGlue
 SEAM_NAME = "_eval_integration_pattern"

@@ -15,7 +15,7 @@ from typing import Any
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
 
-from flightpipe.local._patching import PatchSet
+from flightpipe_local._patching import PatchSet
 
 WAIT_OWNER = wait_function.WaitFunction
 WAIT_NAME = "_wait_interval"

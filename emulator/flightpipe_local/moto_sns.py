@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 
 from moto.sns import models as sns_models
 
-from flightpipe.local._patching import PatchSet
+from flightpipe_local._patching import PatchSet
 
 SEAM_OWNER = sns_models.Topic
 SEAM_NAME = "publish"

@@ -9,7 +9,15 @@ bridges the few places where the project's Redshift dialect differs:
 - ``COPY … FROM 's3://bucket/prefix'`` is served from an object store given by
   the caller (the emulated S3), streamed into ``COPY … FROM STDIN``;
 - ``GETDATE()`` exists, and string literals read backslashes as escapes, as in
-  Redshift (``standard_conforming_strings = off``).
+  Redshift (``standard_conforming_strings = off``);
+- ``CHAR(n)`` and ``VARCHAR(n)`` columns hold at most *n bytes*, as in Redshift
+  (PostgreSQL counts characters): ``CREATE TABLE`` gives each such column a
+  ``CHECK (octet_length(column) <= n)``, and a violation reads like Redshift's
+  "value too long for type character varying(n)";
+- transactions run under the isolation Redshift uses by default, snapshot
+  isolation (PostgreSQL's ``REPEATABLE READ``), or optionally serializable, and a
+  transaction that loses a conflict fails with Redshift's error text
+  (``1023 DETAIL: Serializable isolation violation on table - …``).
 
 Every :meth:`RedshiftStandIn.query` runs in its own session, and every
 :meth:`RedshiftStandIn.execute_batch` in one session and one transaction — the
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import re
 import shutil
 import threading
@@ -42,10 +51,33 @@ _SESSION_SETTINGS = (
     "SET escape_string_warning = off",
     "SET client_min_messages = warning",
 )
+# Redshift's two isolation levels and their PostgreSQL equivalents. SNAPSHOT is the
+# default of Redshift Serverless workgroups and, since May 2024, of new provisioned
+# clusters (SERIALIZABLE before); both can be changed with CREATE/ALTER DATABASE:
+# https://docs.aws.amazon.com/redshift/latest/dg/c_serial_isolation.html
+# https://aws.amazon.com/about-aws/whats-new/2022/05/amazon-redshift-snapshot-isolation-level-support-concurrent-transactions/
+# https://aws.amazon.com/about-aws/whats-new/2024/05/amazon-redshift-snapshot-isolation-provisioned-clusters/
+# PostgreSQL's REPEATABLE READ is snapshot isolation: a transaction that writes a row a
+# concurrent transaction changed and committed after its snapshot fails (SQLSTATE 40001).
+ISOLATION_LEVELS = {"snapshot": "repeatable read", "serializable": "serializable"}
+DEFAULT_ISOLATION = "snapshot"
+# What Redshift reports when a transaction loses a conflict ("ERROR: 1023 DETAIL:
+# Serializable isolation violation on table - <table id>, ..."):
+# https://docs.aws.amazon.com/redshift/latest/dg/c_serial_isolation-serializable-isolation-troubleshooting.html
+SERIALIZATION_CONFLICT = "1023 DETAIL: Serializable isolation violation on table"
 _GETDATE_FUNCTION = (
     "CREATE OR REPLACE FUNCTION public.getdate() RETURNS timestamp "
     "LANGUAGE sql STABLE AS 'SELECT now()::timestamp'"
 )
+_SVV_ROLES_VIEW = (
+    "CREATE OR REPLACE VIEW public.svv_roles AS "
+    "SELECT oid::integer AS role_id, rolname::varchar(128) AS role_name, "
+    "NULL::varchar(128) AS role_owner, NULL::varchar(128) AS external_id "
+    "FROM pg_roles WHERE NOT rolcanlogin"
+)
+_GRANT = re.compile(r"^\s*(?:GRANT|REVOKE)\b", re.I)
+_TO_ROLE = re.compile(r"\b(TO|FROM)\s+ROLE\s+", re.I)
+_GRANT_ROLE = re.compile(r"^(\s*(?:GRANT|REVOKE)\s+)ROLE\s+", re.I)
 _CREATE_TABLE = re.compile(r"^\s*CREATE\s+(?:(?:LOCAL\s+)?(?:TEMP|TEMPORARY)\s+)?TABLE\b", re.I)
 _TABLE_ATTRIBUTES = re.compile(
     r"""\bDISTSTYLE\s+(?:ALL|EVEN|KEY|AUTO)\b
@@ -57,6 +89,23 @@ _TABLE_ATTRIBUTES = re.compile(
     """,
     re.I | re.X,
 )
+# A CHAR/VARCHAR column definition: right after the "(" or "," that starts it.
+# Redshift sizes both in bytes (CHAR holds single-byte characters only):
+# https://docs.aws.amazon.com/redshift/latest/dg/r_Character_types.html
+_CHARACTER_COLUMN = re.compile(
+    r"""(?P<lead>[(,]\s*)
+        (?P<column>"(?:[^"]|"")+"|[A-Za-z_][\w$]*)\s+
+        (?P<type>VARCHAR|CHARACTER\s+VARYING|NVARCHAR|CHAR|CHARACTER|NCHAR|BPCHAR)\s*
+        \(\s*(?P<length>\d+|MAX)\s*\)""",
+    re.I | re.X,
+)
+_MAX_BYTES = {"varchar": 65535, "char": 4096}
+_BYTE_CHECK_NAME = re.compile(r"^bytes_(?P<length>\d+)_(?P<kind>varchar|char)_(?P<column>.*)$")
+_WRITTEN_TABLE = re.compile(
+    r"""^\s*(?:DELETE\s+FROM|UPDATE|INSERT\s+INTO|COPY|TRUNCATE(?:\s+TABLE)?|MERGE\s+INTO)
+        \s+(?P<table>[\w."]+)""",
+    re.I | re.X,
+)
 _COPY_FROM_S3 = re.compile(
     r"""^\s*COPY\s+(?P<table>[\w."]+)\s*(?:\((?P<columns>[^)]*)\))?\s*
         FROM\s+'(?P<uri>s3://(?:[^'\\]|''|\\.)*)'\s*(?P<options>.*?)\s*;?\s*$""",
@@ -66,6 +115,7 @@ _S3_URI = re.compile(r"^s3://(?P<bucket>[^/]+)/(?P<prefix>.*)$", re.S)
 _COPY_OPTION = re.compile(
     r"""\s*(?:
         (?P<gzip>GZIP)
+      | (?P<manifest>MANIFEST)
       | (?P<csv>(?:FORMAT\s+(?:AS\s+)?)?CSV)
       | (?P<text>FORMAT\s+(?:AS\s+)?TEXT)
       | IGNOREHEADER\s+(?:AS\s+)?(?P<ignoreheader>\d+)
@@ -119,6 +169,7 @@ class CopyFromS3:
     ignore_header: int = 0
     delimiter: Optional[str] = None
     null: Optional[str] = None
+    manifest: bool = False
 
     def postgres_copy(self) -> str:
         """The equivalent ``COPY … FROM STDIN`` for PostgreSQL."""
@@ -133,11 +184,52 @@ class CopyFromS3:
         return f"COPY {self.table}{columns} FROM STDIN WITH ({', '.join(options)})"
 
 
+def translate_role_grants(statement: str) -> str:
+    """Redshift's ``GRANT … TO ROLE r`` / ``GRANT ROLE r TO u`` in PostgreSQL's syntax."""
+    if not _GRANT.match(statement):
+        return statement
+    return _TO_ROLE.sub(r"\1 ", _GRANT_ROLE.sub(r"\1", statement))
+
+
 def strip_table_attributes(statement: str) -> str:
     """Remove Redshift-only table attributes from a ``CREATE TABLE`` statement."""
     if not _CREATE_TABLE.match(statement):
         return statement
     return _TABLE_ATTRIBUTES.sub("", statement)
+
+
+def enforce_byte_lengths(statement: str) -> str:
+    """Give every ``CHAR(n)``/``VARCHAR(n)`` column of a ``CREATE TABLE`` a byte-length check.
+
+    PostgreSQL's ``VARCHAR(n)`` counts characters, Redshift's counts bytes: ``ÉÉÉÉÉ``
+    fits a PostgreSQL ``VARCHAR(5)`` but is 10 bytes, too long for Redshift's. A
+    ``CHECK (octet_length(column) <= n)`` per column keeps ``COPY`` fast (no cast, no
+    trigger). A padded ``CHAR(n)`` with a multibyte character is longer than ``n``
+    bytes, so it fails too, as Redshift's single-byte ``CHAR`` does.
+    """
+    if not _CREATE_TABLE.match(statement):
+        return statement
+
+    def with_check(match: re.Match) -> str:
+        kind = "varchar" if "VAR" in match.group("type").upper() else "char"
+        text = match.group("length")
+        length = _MAX_BYTES[kind] if text.upper() == "MAX" else int(text)
+        column = match.group("column")
+        if column.upper() == "AS":  # CREATE TABLE … AS SELECT CAST(x AS VARCHAR(n)): no column
+            return match.group(0)
+        bare = re.sub(r"\W", "_", column.strip('"').replace('""', '"')).lower()
+        name = f"bytes_{length}_{kind}_{bare}"[:63]
+        return (
+            f"{match.group('lead')}{column} {match.group('type')}({length}) "
+            f"CONSTRAINT {name} CHECK (octet_length({column}) <= {length})"
+        )
+
+    return _CHARACTER_COLUMN.sub(with_check, statement)
+
+
+def translate_statement(statement: str) -> str:
+    """The PostgreSQL form of one Redshift statement (other than ``COPY`` from S3)."""
+    return enforce_byte_lengths(strip_table_attributes(statement))
 
 
 def parse_copy_from_s3(statement: str) -> Optional[CopyFromS3]:
@@ -170,6 +262,8 @@ def parse_copy_from_s3(statement: str) -> Optional[CopyFromS3]:
 def _read_copy_option(option: re.Match, settings: dict[str, Any]) -> None:
     if option.group("gzip"):
         settings["gzip"] = True
+    elif option.group("manifest"):
+        settings["manifest"] = True
     elif option.group("csv"):
         settings["csv"] = True
     elif option.group("ignoreheader"):
@@ -185,6 +279,10 @@ def _redshift_string_value(body: str) -> str:
     return re.sub(r"\\(.)", r"\1", body.replace("''", "'"), flags=re.S)
 
 
+def _pg_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _pg_literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
@@ -196,7 +294,8 @@ class RedshiftStandIn:
     between runs. ``s3_reader(bucket, key)`` returns an object's bytes (or a
     binary stream); ``s3_lister(bucket, prefix)`` lists keys under a prefix,
     which gives ``COPY`` Redshift's prefix semantics (without it the prefix
-    must name one object).
+    must name one object). ``isolation`` is ``"snapshot"`` (Redshift's default,
+    PostgreSQL's ``REPEATABLE READ``) or ``"serializable"``.
     """
 
     def __init__(
@@ -204,8 +303,13 @@ class RedshiftStandIn:
         data_dir: Union[str, Path],
         s3_reader: S3Reader,
         s3_lister: Optional[S3Lister] = None,
+        isolation: str = DEFAULT_ISOLATION,
     ) -> None:
         import pgserver  # imported here: only local runs need the server package
+
+        if isolation not in ISOLATION_LEVELS:
+            raise ValueError(f"isolation must be one of {sorted(ISOLATION_LEVELS)}: {isolation!r}")
+        self.isolation = isolation
 
         self._data_dir = Path(data_dir).expanduser().resolve()
         self._data_dir.mkdir(parents=True, exist_ok=True)
@@ -216,6 +320,7 @@ class RedshiftStandIn:
         self._lock = threading.Lock()
         with psycopg.connect(self._uri, autocommit=True) as connection:
             connection.execute(_GETDATE_FUNCTION)
+            connection.execute(_SVV_ROLES_VIEW)
 
     @property
     def uri(self) -> str:
@@ -226,25 +331,34 @@ class RedshiftStandIn:
         """A plain PostgreSQL session: no Redshift translation is applied."""
         return psycopg.connect(self._uri)
 
-    def query(self, sql: str) -> QueryResult:
+    def query(self, sql: str, *, role: Optional[str] = None) -> QueryResult:
         """Run one statement in its own session, committed when it succeeds."""
-        return self.execute_batch([sql])[0]
+        return self.execute_batch([sql], role=role)[0]
 
-    def execute_batch(self, statements: Sequence[str]) -> list[QueryResult]:
+    def execute_batch(
+        self, statements: Sequence[str], *, role: Optional[str] = None
+    ) -> list[QueryResult]:
         """Run statements in order in one session and one transaction.
 
+        ``role`` runs them with that role's privileges only (``SET ROLE``), as a
+        non-admin database user would; by default they run as the server's superuser.
         On the first failure everything is rolled back and
         :class:`StandInSqlError` names the failing statement.
         """
         results: list[QueryResult] = []
         with self._session() as connection:
             try:
+                if role is not None:
+                    connection.execute(f"SET ROLE {_pg_identifier(role)}")
                 with connection.transaction(), connection.cursor() as cursor:
                     for index, statement in enumerate(statements):
                         results.append(self._run(cursor, statement, index))
             except psycopg.Error as error:
-                message = (error.diag.message_primary or str(error)).strip()
-                raise StandInSqlError(message, len(results)) from error
+                index = len(results)
+                # past the last statement: the COMMIT failed (a serializable conflict)
+                failed = statements[index] if index < len(statements) else statements[-1]
+                message = _redshift_message(connection, failed, error)
+                raise StandInSqlError(message, index) from error
         return results
 
     def close(self) -> None:
@@ -266,13 +380,15 @@ class RedshiftStandIn:
         connection = psycopg.connect(self._uri, autocommit=True)
         for setting in _SESSION_SETTINGS:
             connection.execute(setting)
+        level = ISOLATION_LEVELS[self.isolation]
+        connection.execute(f"SET default_transaction_isolation = '{level}'")
         return connection
 
     def _run(self, cursor: psycopg.Cursor, statement: str, index: int) -> QueryResult:
         copy = parse_copy_from_s3(statement)
         if copy is not None:
             return QueryResult(rowcount=self._copy_from_s3(cursor, copy, index))
-        cursor.execute(strip_table_attributes(statement))
+        cursor.execute(translate_statement(statement))
         if cursor.description is None:
             return QueryResult(rowcount=cursor.rowcount)
         return QueryResult(
@@ -283,12 +399,43 @@ class RedshiftStandIn:
         )
 
     def _copy_from_s3(self, cursor: psycopg.Cursor, copy: CopyFromS3, index: int) -> int:
-        keys = self._source_keys(copy, index)
+        sources = self._source_objects(copy, index)
         with cursor.copy(copy.postgres_copy()) as sink:
-            for key in keys:
-                for chunk in _object_chunks(self._read_object(copy.bucket, key), copy):
+            for bucket, key in sources:
+                for chunk in _object_chunks(self._read_object(bucket, key), copy):
                     sink.write(chunk)
         return cursor.rowcount
+
+    def _source_objects(self, copy: CopyFromS3, index: int) -> list[tuple[str, str]]:
+        if copy.manifest:
+            return self._manifest_objects(copy, index)
+        return [(copy.bucket, key) for key in self._source_keys(copy, index)]
+
+    def _manifest_objects(self, copy: CopyFromS3, index: int) -> list[tuple[str, str]]:
+        """The objects a COPY manifest lists: each ``url`` names one object, not a prefix."""
+        try:
+            body = self._read_object(copy.bucket, copy.prefix)
+            raw = body if isinstance(body, (bytes, bytearray)) else body.read()
+            entries = json.loads(bytes(raw).decode("utf-8"))["entries"]
+        except Exception as error:  # missing, unreadable or not a manifest: COPY fails
+            raise StandInSqlError(
+                f"Problem reading manifest file s3://{copy.bucket}/{copy.prefix}: {error}", index
+            ) from error
+        objects = []
+        for entry in entries:
+            location = _S3_URI.match(entry.get("url", ""))
+            if not location:
+                raise StandInSqlError(f"Manifest entry is not an s3:// URL: {entry!r}", index)
+            bucket, key = location.group("bucket"), location.group("prefix")
+            if self._list_keys is not None and key not in self._list_keys(bucket, key):
+                if entry.get("mandatory"):
+                    raise StandInSqlError(
+                        f"Manifest file entry s3://{bucket}/{key} is mandatory but not found",
+                        index,
+                    )
+                continue
+            objects.append((bucket, key))
+        return objects
 
     def _source_keys(self, copy: CopyFromS3, index: int) -> list[str]:
         if self._list_keys is None:
@@ -312,6 +459,41 @@ def _object_chunks(body: ObjectBody, copy: CopyFromS3) -> Iterator[bytes]:
         yield from iter(lambda: stream.read(_COPY_CHUNK_BYTES), b"")
     finally:
         stream.close()
+
+
+def _redshift_message(connection: psycopg.Connection, statement: str, error: psycopg.Error) -> str:
+    """The error as Redshift words it where the stand-in's PostgreSQL words it differently."""
+    message = (error.diag.message_primary or str(error)).strip()
+    if isinstance(error, psycopg.errors.SerializationFailure):
+        return _conflict_message(connection, statement, message)
+    check = _BYTE_CHECK_NAME.match(error.diag.constraint_name or "")
+    if isinstance(error, psycopg.errors.CheckViolation) and check:
+        kind = "character varying" if check.group("kind") == "varchar" else "character"
+        message = (
+            f"value too long for type {kind}({check.group('length')}) "
+            f"(column {check.group('column')})"
+        )
+        if parse_copy_from_s3(statement) is not None:
+            where = f"; {error.diag.context.strip()}" if error.diag.context else ""
+            message = f"Load into table '{error.diag.table_name}' failed: {message}{where}"
+    return message
+
+
+def _conflict_message(connection: psycopg.Connection, statement: str, cause: str) -> str:
+    """Redshift's text for a transaction that lost a conflict: error 1023, the table's id."""
+    table = _WRITTEN_TABLE.match(statement)
+    table_id: Any = "unknown"
+    if table:
+        try:
+            row = connection.execute(
+                "SELECT to_regclass(%s)::oid", (table.group("table"),)
+            ).fetchone()
+            table_id = row[0] if row and row[0] is not None else table.group("table")
+        except psycopg.Error:  # the message matters more than the id
+            table_id = table.group("table")
+    name = f" ({table.group('table')})" if table else ""
+    pid = connection.info.backend_pid
+    return f"{SERIALIZATION_CONFLICT} - {table_id}{name} (pid:{pid}); stand-in cause: {cause}"
 
 
 def _type_name(cursor: psycopg.Cursor, type_code: int) -> str:

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from flightpipe.local.stack import LocalStack
+from flightpipe.s3keys import candidate_keys
+from flightpipe_local.stack import LocalStack
 
 INCOMING_PREFIX = "incoming/"
 AIRPORTS_KEY = "dimensions/airports.csv"
@@ -136,7 +137,7 @@ class PipelineRunner:
                     continue
                 described = self._sfn.describe_execution(executionArn=arn)
                 document = json.loads(described.get("input") or "{}")
-                if document.get("key") == upload.key and _same_object(document, upload):
+                if _same_key(document, upload) and _same_object(document, upload):
                     self._known.add(arn)
                     upload.execution_arn = arn
                     self._progress(f"{upload.file.name}: execution {described['name']} started")
@@ -192,6 +193,12 @@ class PipelineRunner:
             return None
         rows = standin.query(LEDGER_QUERY.format(arn=sql_literal(execution_arn))).as_dicts()
         return rows[0] if rows else None
+
+
+def _same_key(document: dict[str, Any], upload: Upload) -> bool:
+    """The input's key names the upload: as given, or URL-encoded (``--encode-event-keys``)."""
+    key = document.get("key")
+    return isinstance(key, str) and upload.key in candidate_keys(key)
 
 
 def _same_object(document: dict[str, Any], upload: Upload) -> bool:

@@ -23,7 +23,7 @@ import boto3
 import boto3.session
 from botocore.config import Config
 
-from flightpipe.local import (
+from flightpipe_local import (
     moto_events,
     moto_glue_crawler,
     moto_glue_jobs,
@@ -33,10 +33,10 @@ from flightpipe.local import (
     moto_sfn_time,
     moto_sns,
 )
-from flightpipe.local._patching import PatchSet
-from flightpipe.local.deploy import Deployer, Deployment
-from flightpipe.local.redshift_standin import RedshiftStandIn, boto3_object_store
-from flightpipe.local.template import DEFAULT_REGION, DEFAULT_STAGE, PackagedStack, package
+from flightpipe_local._patching import PatchSet
+from flightpipe_local.deploy import Deployer, Deployment
+from flightpipe_local.redshift_standin import RedshiftStandIn, boto3_object_store
+from flightpipe_local.template import DEFAULT_REGION, DEFAULT_STAGE, PackagedStack, package
 
 LOOPBACK = "127.0.0.1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -68,10 +68,13 @@ class LocalStack:
         stage: str = DEFAULT_STAGE,
         region: str = DEFAULT_REGION,
         packaged: Optional[PackagedStack] = None,
+        encode_event_keys: bool = False,
     ) -> None:
         self.repo = (repo or repo_root()).resolve()
         self.state_dir = Path(state_dir).resolve() if state_dir else None
         self.time_scale = time_scale
+        # S3 events carry URL-encoded object keys (as classic S3 notifications do).
+        self.encode_event_keys = encode_event_keys
         self.region = region
         self.stage = stage
         self._port = port
@@ -236,7 +239,7 @@ class LocalStack:
         assert self.data_api is not None
         patches = self._patches
         moto_lambda.install(patches, self.repo, self.environment)
-        moto_events.install(patches)
+        moto_events.install(patches, encode_keys=self.encode_event_keys)
         moto_sfn_glue.install(patches)
         moto_sfn_time.install(patches, self.time_scale)
         self.crawlers = moto_glue_crawler.CrawlerEmulator(
