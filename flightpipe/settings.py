@@ -26,6 +26,9 @@ class FunctionSettings:
     airports_key: str
     crawler_name: str
     copy_role_arn: str
+    # Secret of a superuser, given to the prepare function only: it bootstraps the schema and
+    # the pipeline role with it; every other statement runs as the pipeline identity.
+    admin_secret_arn: str = ""
 
     @classmethod
     def from_environment(cls, environment: Mapping[str, str] = os.environ) -> FunctionSettings:
@@ -34,6 +37,7 @@ class FunctionSettings:
             airports_key=environment.get("AIRPORTS_KEY") or "dimensions/airports.csv",
             crawler_name=environment.get("CRAWLER_NAME", ""),
             copy_role_arn=environment.get("REDSHIFT_COPY_ROLE_ARN", ""),
+            admin_secret_arn=environment.get("REDSHIFT_ADMIN_SECRET_ARN", ""),
         )
 
     def require(self, *names: str) -> None:

@@ -1,13 +1,22 @@
-"""Preparing the warehouse before a load: schema DDL and the airports dimension.
+"""Preparing the warehouse before a load: its identities, schema DDL and airports dimension.
 
 Runs at the start of every execution, so it must be cheap when nothing changed
 and safe when several uploads start at once: the DDL is idempotent (and retried
-when concurrent executions race to create the same table), and the airports
-reload takes a table lock so two reloads can never interleave.
+when concurrent executions race to create the same table or role), and the
+airports reload takes a table lock so two reloads can never interleave.
+
+Two database identities take part. The *bootstrap* identity (the namespace admin,
+when the deployment hands its secret to this step) creates the database role
+``flightpipe``, the ``airlines`` schema and its tables, and grants that role only
+the privileges the pipeline's statements need (sql/grants.sql). Every other
+statement — the airports reload here, the fact loads of the Glue job — runs as the
+*pipeline* identity, a member of ``flightpipe``: never as the admin.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from typing import Any, Callable, Optional
 
@@ -15,30 +24,60 @@ from botocore.exceptions import ClientError
 
 from flightpipe.retryable import raise_if_throttled
 from flightpipe.sql import read_sql, render_statements, split_statements
+from flightpipe.warehouse.data_api import WarehouseTarget
 from flightpipe.warehouse.port import StatementError, Warehouse
 
 DDL_ATTEMPTS = 3
+# Database role holding the pipeline's privileges on schema airlines (sql/grants.sql).
+PIPELINE_ROLE = "flightpipe"
+# Where the airports COPY manifest is written: under staging/, which the COPY role reads
+# and the bucket's lifecycle rule expires.
+MANIFEST_PREFIX = "staging/manifests/"
+
+# What Redshift answers when COPY names an IAM role the cluster or namespace may not use:
+# a provisioned cluster says "User arn:aws:redshift:…:dbuser:<cluster>/<user> is not
+# authorized to assume IAM Role arn:aws:iam::…:role/<name>", Redshift Serverless says
+# "Not authorized to get credentials of role arn:aws:iam::…". Roles are usable only once
+# associated with the cluster or namespace:
+# https://docs.aws.amazon.com/redshift/latest/mgmt/copy-unload-iam-role.html
+_ROLE_NOT_USABLE = re.compile(
+    r"not authorized to (?:assume IAM Role|get credentials of role)"
+    r"|IAM role \S+ is not (?:associated|attached)",
+    re.I,
+)
 
 
 class AirportsDimensionMissingError(RuntimeError):
     """The airports file is not in the bucket, so flights cannot be enriched."""
 
 
-def apply_schema(
+class CopyRoleNotAttachedError(RuntimeError):
+    """COPY's IAM role is not associated with the workgroup's namespace or the cluster."""
+
+
+class WarehouseNotBootstrappedError(RuntimeError):
+    """Schema airlines or the pipeline's grants are missing and this step may not create them."""
+
+
+def bootstrap_warehouse(
     warehouse: Warehouse,
     *,
     attempts: int = DDL_ATTEMPTS,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """Create the schema and tables if they do not exist.
+    """As an admin: create the pipeline role, the schema and its tables, and grant the role.
 
-    Concurrent ``CREATE … IF NOT EXISTS`` can still collide in the catalog;
-    the statements are idempotent, so a failed attempt is simply run again.
+    Redshift has no ``CREATE ROLE IF NOT EXISTS``, so the role is looked up first.
+    Concurrent executions can still collide in the catalog; every statement is
+    idempotent, so a failed attempt is simply run again.
     """
-    statements = split_statements(read_sql("schema.sql"))
+    ddl = split_statements(read_sql("schema.sql")) + split_statements(read_sql("grants.sql"))
     for attempt in range(1, attempts + 1):
         try:
-            warehouse.execute_batch(statements)
+            rows = warehouse.query(read_sql("pipeline_role_exists.sql"))
+            if not rows or not int(rows[0]["role_count"]):
+                warehouse.execute_batch(split_statements(read_sql("create_pipeline_role.sql")))
+            warehouse.execute_batch(ddl)
             return
         except StatementError:
             if attempt == attempts:
@@ -46,12 +85,55 @@ def apply_schema(
             sleep(0.5 * attempt)
 
 
+def ensure_schema(
+    warehouse: Warehouse,
+    admin: Optional[Warehouse] = None,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Make sure schema airlines exists with the pipeline's grants.
+
+    With an admin connection the bootstrap runs every time (idempotent, and it applies
+    new tables and grants). Without one, the pipeline identity checks its access; only
+    when that fails does it try the bootstrap itself (which works when it was given a
+    privileged user), and otherwise says what an admin has to run.
+    """
+    if admin is not None:
+        bootstrap_warehouse(admin, sleep=sleep)
+        return "bootstrapped"
+    try:
+        warehouse.query(read_sql("pipeline_access_check.sql"))
+        return "ready"
+    except StatementError:
+        pass
+    try:
+        bootstrap_warehouse(warehouse, sleep=sleep)
+    except StatementError as error:
+        raise WarehouseNotBootstrappedError(
+            "schema airlines is missing or not granted to the pipeline's database user, and "
+            'this user may not create it. Deploy with --param="adminSecretArn=<secret of a '
+            'superuser>" so this step bootstraps it, or run sql/schema.sql, '
+            "sql/create_pipeline_role.sql and sql/grants.sql once as a superuser and grant "
+            f"role {PIPELINE_ROLE} to the pipeline's user (README, Deploy). Cause: {error}"
+        ) from error
+    return "bootstrapped"
+
+
 def airports_source_version(s3: Any, bucket: str, key: str) -> str:
-    """The version of the airports object: its version id when versioned, else its ETag."""
+    """The version of the airports object: its version id when versioned, else its ETag.
+
+    Without ``s3:ListBucket`` on the key, S3 answers HeadObject on a missing object with
+    403, not 404 (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html);
+    the function's ListBucket is scoped to ``dimensions/*`` by an ``s3:prefix`` condition,
+    which a HeadObject request never matches. So a 403 is told apart by listing the key.
+    """
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        code = error.response.get("Error", {}).get("Code")
+        if code in ("404", "NoSuchKey", "NotFound") or (
+            code in ("403", "AccessDenied", "Forbidden") and not _key_listed(s3, bucket, key)
+        ):
             raise AirportsDimensionMissingError(
                 f"s3://{bucket}/{key} does not exist: upload the airports CSV "
                 "(airport_id,city,state,name) there before loading flights"
@@ -59,6 +141,16 @@ def airports_source_version(s3: Any, bucket: str, key: str) -> str:
         raise_if_throttled(error)
         raise
     return head.get("VersionId") or head["ETag"].strip('"')
+
+
+def _key_listed(s3: Any, bucket: str, key: str) -> bool:
+    """Whether ``key`` itself is listed (False when listing is denied too: nothing to say)."""
+    try:
+        listing = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1000)
+    except ClientError as error:
+        raise_if_throttled(error)
+        return True  # listing denied as well: report the original 403, not a guess
+    return any(item["Key"] == key for item in listing.get("Contents", []))
 
 
 def loaded_airports_version(warehouse: Warehouse) -> Optional[str]:
@@ -69,25 +161,87 @@ def loaded_airports_version(warehouse: Warehouse) -> Optional[str]:
     return rows[0]["source_version"]
 
 
+def write_airports_manifest(s3: Any, bucket: str, key: str) -> str:
+    """Write a COPY manifest naming exactly ``s3://bucket/key``; return the manifest's URI.
+
+    COPY treats ``FROM 's3://…'`` as a key prefix, so ``dimensions/airports.csv`` would
+    also load ``dimensions/airports.csv.bak``; a manifest lists the one object to load
+    (https://docs.aws.amazon.com/redshift/latest/dg/loading-data-files-using-manifest.html),
+    and ``mandatory`` makes COPY fail if it is gone.
+    """
+    manifest_key = f"{MANIFEST_PREFIX}{key}.manifest"
+    body = {"entries": [{"url": f"s3://{bucket}/{key}", "mandatory": True}]}
+    try:
+        s3.put_object(
+            Bucket=bucket,
+            Key=manifest_key,
+            Body=json.dumps(body).encode("utf-8"),
+            ContentType="application/json",
+        )
+    except ClientError as error:
+        raise_if_throttled(error)
+        raise
+    return f"s3://{bucket}/{manifest_key}"
+
+
+def copy_role_attach_command(target: Optional[WarehouseTarget], role_arn: str) -> str:
+    """The AWS CLI command that associates ``role_arn`` with the target warehouse."""
+    if target is not None and target.cluster_id:
+        # https://docs.aws.amazon.com/cli/latest/reference/redshift/modify-cluster-iam-roles.html
+        return (
+            f"aws redshift modify-cluster-iam-roles --cluster-identifier {target.cluster_id} "
+            f"--add-iam-roles {role_arn}"
+        )
+    workgroup = target.workgroup if target is not None and target.workgroup else "<workgroup>"
+    # UpdateNamespace replaces the namespace's role list, and iamRoles must be sent together
+    # with defaultIamRoleArn:
+    # https://docs.aws.amazon.com/redshift-serverless/latest/APIReference/API_UpdateNamespace.html
+    return (
+        "aws redshift-serverless update-namespace --namespace-name <namespace of workgroup "
+        f"{workgroup}> --iam-roles {role_arn} <the namespace's current role ARNs> "
+        "--default-iam-role-arn <its current default role ARN>"
+    )
+
+
 def prepare_warehouse(
-    warehouse: Warehouse, s3: Any, *, bucket: str, airports_key: str, copy_role_arn: str
+    warehouse: Warehouse,
+    s3: Any,
+    *,
+    bucket: str,
+    airports_key: str,
+    copy_role_arn: str,
+    admin: Optional[Warehouse] = None,
+    target: Optional[WarehouseTarget] = None,
 ) -> dict[str, Any]:
-    """Apply the DDL and (re)load ``airlines.airports_dim`` when it is empty or stale."""
-    apply_schema(warehouse)
+    """Bootstrap the schema (as ``admin`` when given) and (re)load ``airlines.airports_dim``
+    as the pipeline identity when it is empty or stale."""
+    schema = ensure_schema(warehouse, admin)
     version = airports_source_version(s3, bucket, airports_key)
     reloaded = loaded_airports_version(warehouse) != version
     if reloaded:
-        warehouse.execute_batch(
-            render_statements(
-                "load_airports.sql",
-                source_uri=f"s3://{bucket}/{airports_key}",
-                source_version=version,
-                iam_role=copy_role_arn,
-            )
+        source_uri = f"s3://{bucket}/{airports_key}"
+        statements = render_statements(
+            "load_airports.sql",
+            manifest_uri=write_airports_manifest(s3, bucket, airports_key),
+            source_uri=source_uri,
+            source_version=version,
+            iam_role=copy_role_arn,
         )
+        try:
+            warehouse.execute_batch(statements)
+        except StatementError as error:
+            if _ROLE_NOT_USABLE.search(str(error)):
+                raise CopyRoleNotAttachedError(
+                    f"COPY of {source_uri} failed because IAM role {copy_role_arn} is not "
+                    "associated with the warehouse (the stack attaches it only to the namespace "
+                    "it creates). Attach it: "
+                    f"{copy_role_attach_command(target, copy_role_arn)}. Redshift said: {error}"
+                ) from error
+            raise
     rows = warehouse.query("SELECT COUNT(*) AS row_count FROM airlines.airports_dim")
     return {
         "schema": "ready",
+        "bootstrap": schema,
         "airports": {
             "reloaded": reloaded,
             "rows": int(rows[0]["row_count"]),

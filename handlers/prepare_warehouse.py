@@ -1,4 +1,4 @@
-"""Lambda: apply the warehouse DDL and load the airports dimension when it changed."""
+"""Lambda: bootstrap the warehouse schema and load the airports dimension when it changed."""
 
 from __future__ import annotations
 
@@ -20,13 +20,23 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(source_key=event.get("key"))
     settings = FunctionSettings.from_environment()
     settings.require("data_bucket", "copy_role_arn")
-    warehouse = DataApiWarehouse(boto3.client("redshift-data"), WarehouseTarget.from_environment())
+    client = boto3.client("redshift-data")
+    target = WarehouseTarget.from_environment()
+    # Statement waits end before the function's own timeout (serverless.yml), whatever it is.
+    warehouse = DataApiWarehouse.within_lambda(client, target, context)
+    admin = None
+    if settings.admin_secret_arn:
+        admin = DataApiWarehouse.within_lambda(
+            client, target.as_user_of_secret(settings.admin_secret_arn), context
+        )
     result = prepare_warehouse(
         warehouse,
         boto3.client("s3"),
         bucket=settings.data_bucket,
         airports_key=settings.airports_key,
         copy_role_arn=settings.copy_role_arn,
+        admin=admin,
+        target=target,
     )
     logger.info("warehouse ready", extra=result)
     return result

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from conftest import TEST_BUCKET
 from test_crawler_handlers import FakeLambdaContext
 
+from flightpipe.warehouse import StatementError
+from flightpipe.warehouse.data_api import LAMBDA_RESERVE_SECONDS
 from flightpipe_local import moto_redshift_data
 from flightpipe_local._patching import PatchSet
 from handlers import prepare_warehouse
@@ -13,18 +17,33 @@ from handlers import prepare_warehouse
 pytestmark = pytest.mark.warehouse
 
 WORKGROUP = "flightpipe-test"
+ADMIN_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:admin"
+COPY_ROLE = "arn:aws:iam::123456789012:role/copy"
+
+
+class ShortLivedContext(FakeLambdaContext):
+    """A Lambda context with little time left."""
+
+    def __init__(self, remaining_ms: int) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
 
 
 @pytest.fixture
 def data_api(redshift_standin, warehouse, s3, monkeypatch):
     """The Data API served by the embedded warehouse, and the function's environment."""
+    monkeypatch.delenv("REDSHIFT_SECRET_ARN", raising=False)
     for name, value in {
         "DATA_BUCKET": TEST_BUCKET,
         "AIRPORTS_KEY": "dimensions/airports.csv",
         "REDSHIFT_DATABASE": "dev",
         "REDSHIFT_WORKGROUP": WORKGROUP,
-        "REDSHIFT_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:admin",
-        "REDSHIFT_COPY_ROLE_ARN": "arn:aws:iam::123456789012:role/copy",
+        # As deployed with a created namespace: the pipeline signs in with IAM credentials
+        # (no secret of its own); only this function holds the admin secret, to bootstrap.
+        "REDSHIFT_ADMIN_SECRET_ARN": ADMIN_SECRET,
+        "REDSHIFT_COPY_ROLE_ARN": COPY_ROLE,
     }.items():
         monkeypatch.setenv(name, value)
     api = moto_redshift_data.LocalDataApi(redshift_standin, workgroups=[WORKGROUP])
@@ -51,3 +70,60 @@ def test_prepare_warehouse_loads_airports_once_through_the_data_api(data_api, s3
 def test_prepare_warehouse_without_the_airports_file_fails_naming_it(data_api):
     with pytest.raises(RuntimeError, match=r"dimensions/airports\.csv does not exist"):
         prepare_warehouse.handler({}, FakeLambdaContext())
+
+
+def _upload_airports(s3, shared_data):
+    s3.put_object(
+        Bucket=TEST_BUCKET,
+        Key="dimensions/airports.csv",
+        Body=(shared_data / "airports.csv").read_bytes(),
+    )
+
+
+def test_only_the_bootstrap_runs_as_admin_the_pipeline_statements_do_not(data_api, s3, shared_data):
+    _upload_airports(s3, shared_data)
+    prepare_warehouse.handler({"key": "incoming/a.csv"}, FakeLambdaContext())
+    as_admin, as_pipeline = [], []
+    for statement in data_api._statements.values():
+        side = as_admin if statement.target.get("SecretArn") == ADMIN_SECRET else as_pipeline
+        side.extend(statement.sqls)
+    admin_sql, pipeline_sql = "\n".join(as_admin), "\n".join(as_pipeline)
+    assert "CREATE TABLE IF NOT EXISTS airlines.airports_dim" in admin_sql
+    assert "TO ROLE flightpipe" in admin_sql
+    assert "COPY airlines.airports_dim" in pipeline_sql
+    assert "COPY" not in admin_sql
+    assert "SecretArn" not in {
+        key
+        for s in data_api._statements.values()
+        if s.sqls[0].startswith("COPY")
+        for key in s.target
+    }
+
+
+def test_unattached_copy_role_fails_naming_the_role_and_how_to_attach_it(data_api, s3, shared_data):
+    _upload_airports(s3, shared_data)
+    data_api.inject_failure(
+        "COPY airlines.airports_dim",
+        f"Not authorized to get credentials of role {COPY_ROLE}",
+    )
+    with pytest.raises(RuntimeError) as raised:
+        prepare_warehouse.handler({"key": "incoming/a.csv"}, FakeLambdaContext())
+    assert type(raised.value).__name__ == "CopyRoleNotAttachedError"
+    assert COPY_ROLE in str(raised.value)
+    assert f"update-namespace --namespace-name <namespace of workgroup {WORKGROUP}>" in str(
+        raised.value
+    )
+
+
+def test_statement_waits_end_before_the_lambda_timeout(data_api, s3, shared_data, monkeypatch):
+    """A statement still running when the function's time is nearly spent is cancelled and
+    reported, instead of the function being killed mid-poll."""
+    _upload_airports(s3, shared_data)
+    monkeypatch.setattr(
+        moto_redshift_data.LocalDataApi, "_run", lambda self, statement: None
+    )  # nothing ever finishes
+    context = ShortLivedContext(remaining_ms=int((LAMBDA_RESERVE_SECONDS + 1.5) * 1000))
+    started = time.monotonic()
+    with pytest.raises(StatementError, match="at the end of the time left to the caller"):
+        prepare_warehouse.handler({"key": "incoming/a.csv"}, context)
+    assert time.monotonic() - started < context.remaining_ms / 1000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 
 import pytest
 
@@ -42,14 +43,16 @@ def test_copy_from_s3_is_parsed_with_its_options():
 
 def test_unsupported_copy_option_is_a_clear_error():
     with pytest.raises(StandInSqlError, match="not supported locally"):
-        parse_copy_from_s3("COPY t FROM 's3://b/k' MANIFEST")
+        parse_copy_from_s3("COPY t FROM 's3://b/k' ENCRYPTED")
 
 
 def test_schema_ddl_is_idempotent_and_airports_load_from_s3(warehouse, object_store, shared_data):
     object_store.put("data", "dimensions/airports.csv", (shared_data / "airports.csv").read_bytes())
+    object_store.put("data", "m/airports.manifest", _manifest("s3://data/dimensions/airports.csv"))
     warehouse.execute_batch(
         render_statements(
             "load_airports.sql",
+            manifest_uri="s3://data/m/airports.manifest",
             source_uri="s3://data/dimensions/airports.csv",
             source_version="etag-1",
             iam_role="arn:aws:iam::123456789012:role/copy",
@@ -72,6 +75,53 @@ def test_gzip_copy_from_a_prefix_loads_every_object_under_it(redshift_standin, o
         ]
     )
     assert redshift_standin.query("SELECT SUM(n) FROM public.numbers").rows == [(6,)]
+
+
+def _manifest(*urls: str, mandatory: bool = True) -> bytes:
+    entries = [{"url": url, "mandatory": mandatory} for url in urls]
+    return json.dumps({"entries": entries}).encode()
+
+
+def test_copy_from_is_a_key_prefix_and_a_manifest_loads_exactly_its_entries(
+    redshift_standin, object_store
+):
+    object_store.put("data", "dims/x.csv", b"1\n2\n")
+    object_store.put("data", "dims/x.csv.bak", b"100\n")
+    object_store.put("data", "m/x.manifest", _manifest("s3://data/dims/x.csv"))
+    redshift_standin.query("CREATE TABLE IF NOT EXISTS public.prefixed (n INT)")
+    load = "COPY public.prefixed FROM 's3://data/{}' IAM_ROLE DEFAULT CSV{}"
+    sums = []
+    for source, option in (("dims/x.csv", ""), ("m/x.manifest", " MANIFEST")):
+        results = redshift_standin.execute_batch(
+            [
+                "TRUNCATE public.prefixed",
+                load.format(source, option),
+                "SELECT SUM(n) FROM public.prefixed",
+            ]
+        )
+        sums.append(results[2].rows[0][0])
+    assert sums == [103, 3]
+
+
+def test_a_mandatory_manifest_entry_that_is_missing_fails_the_copy(redshift_standin, object_store):
+    object_store.put("data", "m/gone.manifest", _manifest("s3://data/dims/gone.csv"))
+    redshift_standin.query("CREATE TABLE IF NOT EXISTS public.prefixed (n INT)")
+    with pytest.raises(StandInSqlError, match="mandatory"):
+        redshift_standin.query(
+            "COPY public.prefixed FROM 's3://data/m/gone.manifest' IAM_ROLE DEFAULT CSV MANIFEST"
+        )
+
+
+def test_redshift_role_grants_and_svv_roles_work(redshift_standin):
+    exists = "SELECT COUNT(*) FROM svv_roles WHERE role_name = 'standin_test_role'"
+    if not redshift_standin.query(exists).rows[0][0]:
+        redshift_standin.query("CREATE ROLE standin_test_role")
+    redshift_standin.query("CREATE TABLE IF NOT EXISTS public.granted (n INT)")
+    redshift_standin.query("GRANT SELECT ON TABLE public.granted TO ROLE standin_test_role")
+    assert redshift_standin.query(exists).rows == [(1,)]
+    assert redshift_standin.query(
+        "SELECT COUNT(*) FROM public.granted", role="standin_test_role"
+    ).rows == [(0,)]
 
 
 def test_failed_batch_rolls_back_every_statement(redshift_standin):

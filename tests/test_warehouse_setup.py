@@ -1,18 +1,37 @@
-"""Preparing the warehouse: idempotent DDL and an airports reload only when the file changed."""
+"""Preparing the warehouse: bootstrap as admin, loads as the pipeline role, airports reloaded
+only when the file changed, and clear errors for a missing file or an unattached COPY role."""
 
 from __future__ import annotations
 
+import datetime as dt
+import gzip
+from collections.abc import Sequence
+
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from flightpipe.warehouse_setup import AirportsDimensionMissingError, prepare_warehouse
+from flightpipe.sql import read_sql, render_statements, split_statements
+from flightpipe.warehouse import StatementError, WarehouseTarget
+from flightpipe.warehouse_setup import (
+    PIPELINE_ROLE,
+    AirportsDimensionMissingError,
+    CopyRoleNotAttachedError,
+    WarehouseNotBootstrappedError,
+    ensure_schema,
+    prepare_warehouse,
+)
 
 pytestmark = pytest.mark.warehouse
 
 BUCKET = "flightpipe-data"
 KEY = "dimensions/airports.csv"
 ROLE = "arn:aws:iam::123456789012:role/copy"
+# The database users the Lambda role and the Glue job role become with IAM credentials on
+# Redshift Serverless: two users, one database role.
+PREPARE_USER = "IAMR:flightpipe-dev-PrepareWarehouseRole"
+ETL_USER = "IAMR:flightpipe-dev-EtlJobRole"
 
 
 @pytest.fixture
@@ -22,16 +41,63 @@ def s3(object_store):
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=BUCKET)
 
-        def upload(body: bytes) -> None:
-            client.put_object(Bucket=BUCKET, Key=KEY, Body=body)
-            object_store.put(BUCKET, KEY, body)
+        def upload(body: bytes, key: str = KEY) -> None:
+            client.put_object(Bucket=BUCKET, Key=key, Body=body)
+            object_store.put(BUCKET, key, body)
 
         client.upload_airports = upload
-        yield client
+        object_store.s3_client = client
+        try:
+            yield client
+        finally:
+            object_store.s3_client = None
+            object_store.objects.pop((BUCKET, KEY + ".bak"), None)
 
 
-def _prepare(warehouse, s3):
-    return prepare_warehouse(warehouse, s3, bucket=BUCKET, airports_key=KEY, copy_role_arn=ROLE)
+class RoleWarehouse:
+    """The warehouse port as one database user: only the privileges granted to it apply."""
+
+    def __init__(self, standin, role: str) -> None:
+        self._standin = standin
+        self._role = role
+
+    def query(self, sql: str):
+        try:
+            return self._standin.query(sql, role=self._role).as_dicts()
+        except Exception as error:
+            raise StatementError(f"statement FAILED: {error}") from error
+
+    def execute_batch(self, statements: Sequence[str]) -> None:
+        try:
+            self._standin.execute_batch(list(statements), role=self._role)
+        except Exception as error:
+            raise StatementError(f"statement FAILED: {error}") from error
+
+
+@pytest.fixture
+def pipeline_users(redshift_standin):
+    """Two non-admin users (the prepare Lambda's and the Glue job's), members of the
+    pipeline role once it exists, with nothing granted to them directly."""
+    for user in (PREPARE_USER, ETL_USER):
+        exists = redshift_standin.query(
+            f"SELECT COUNT(*) AS n FROM pg_roles WHERE rolname = '{user}'"
+        ).rows[0][0]
+        if not exists:
+            redshift_standin.execute_batch([f'CREATE ROLE "{user}" NOLOGIN'])
+    return RoleWarehouse(redshift_standin, PREPARE_USER), RoleWarehouse(redshift_standin, ETL_USER)
+
+
+def _join_pipeline_role(redshift_standin) -> None:
+    """What the RedshiftDbRoles tag on both IAM roles does at sign-in."""
+    redshift_standin.execute_batch(
+        [f'GRANT {PIPELINE_ROLE} TO "{user}"' for user in (PREPARE_USER, ETL_USER)]
+    )
+
+
+def _prepare(warehouse, s3, **kwargs):
+    return prepare_warehouse(
+        warehouse, s3, bucket=BUCKET, airports_key=KEY, copy_role_arn=ROLE, **kwargs
+    )
 
 
 def test_first_run_creates_schema_and_loads_airports(warehouse, s3, shared_data):
@@ -72,6 +138,166 @@ def test_emptied_dimension_is_reloaded_even_if_the_file_did_not_change(warehouse
     assert _prepare(warehouse, s3)["airports"]["reloaded"] is True
 
 
+def test_airports_copy_loads_exactly_the_airports_file_not_others_sharing_its_prefix(
+    warehouse, s3, shared_data, redshift_standin
+):
+    s3.upload_airports((shared_data / "airports.csv").read_bytes())
+    s3.upload_airports(b"airport_id,city,state,name\n1,Old,XX,Backup Airport\n", KEY + ".bak")
+    # The stand-in's COPY treats FROM as a key prefix, like Redshift: a bare FROM would
+    # load the backup too.
+    prefix_copy = (
+        f"COPY airlines.airports_dim (airport_id, city, state, name) FROM 's3://{BUCKET}/{KEY}' "
+        f"IAM_ROLE '{ROLE}' FORMAT AS CSV IGNOREHEADER 1"
+    )
+    loaded = redshift_standin.execute_batch(
+        [
+            "DELETE FROM airlines.airports_dim",
+            prefix_copy,
+            "SELECT COUNT(*) FROM airlines.airports_dim",
+        ]
+    )
+    assert loaded[2].rows == [(366,)]
+    result = _prepare(warehouse, s3)
+    assert result["airports"]["rows"] == 365
+    assert warehouse.query(
+        "SELECT COUNT(*) AS n FROM airlines.airports_dim WHERE airport_id = 1"
+    ) == [{"n": 0}]
+
+
 def test_missing_airports_file_is_a_clear_error(warehouse, s3):
     with pytest.raises(AirportsDimensionMissingError, match=r"dimensions/airports\.csv"):
         _prepare(warehouse, s3)
+
+
+class _ForbiddenHead:
+    """S3 as the prepare role sees it: HeadObject answers 403 without bucket-wide ListBucket."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+
+    def head_object(self, **kwargs):
+        raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"}}, "HeadObject")
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_missing_airports_file_answered_with_403_is_still_a_clear_error(warehouse, s3):
+    with pytest.raises(AirportsDimensionMissingError, match=r"dimensions/airports\.csv does not"):
+        _prepare(warehouse, _ForbiddenHead(s3))
+
+
+def test_a_403_on_an_existing_airports_file_is_a_permission_error_not_a_missing_file(
+    warehouse, s3, shared_data
+):
+    s3.upload_airports((shared_data / "airports.csv").read_bytes())
+    with pytest.raises(ClientError, match="Forbidden"):
+        _prepare(warehouse, _ForbiddenHead(s3))
+
+
+class _UnattachedCopyRole:
+    """A warehouse whose COPY fails as Redshift's does when the role is not associated."""
+
+    def __init__(self, warehouse, message: str) -> None:
+        self._warehouse = warehouse
+        self._message = message
+
+    def query(self, sql):
+        return self._warehouse.query(sql)
+
+    def execute_batch(self, statements):
+        if any(statement.lstrip().upper().startswith("COPY") for statement in statements):
+            raise StatementError(f"statement FAILED: ERROR: {self._message}")
+        self._warehouse.execute_batch(statements)
+
+
+@pytest.mark.parametrize(
+    ("message", "target", "command"),
+    [
+        (
+            f"User arn:aws:redshift:us-east-1:123456789012:dbuser:analytics/flightpipe is not "
+            f"authorized to assume IAM Role {ROLE}",
+            WarehouseTarget(database="dev", cluster_id="analytics", db_user="flightpipe"),
+            f"aws redshift modify-cluster-iam-roles --cluster-identifier analytics "
+            f"--add-iam-roles {ROLE}",
+        ),
+        (
+            f"Not authorized to get credentials of role {ROLE}",
+            WarehouseTarget(database="dev", workgroup="analytics-wg"),
+            "aws redshift-serverless update-namespace --namespace-name <namespace of workgroup "
+            f"analytics-wg> --iam-roles {ROLE}",
+        ),
+    ],
+)
+def test_copy_role_not_attached_names_the_role_and_the_command_that_attaches_it(
+    warehouse, s3, shared_data, message, target, command
+):
+    s3.upload_airports((shared_data / "airports.csv").read_bytes())
+    with pytest.raises(CopyRoleNotAttachedError) as raised:
+        _prepare(_UnattachedCopyRole(warehouse, message), s3, target=target)
+    assert ROLE in str(raised.value)
+    assert command in str(raised.value)
+
+
+def test_admin_bootstraps_and_two_pipeline_users_in_the_pipeline_role_do_all_the_loading(
+    warehouse, s3, shared_data, redshift_standin, pipeline_users, object_store
+):
+    prepare_user, etl_user = pipeline_users
+    s3.upload_airports((shared_data / "airports.csv").read_bytes())
+    # The admin creates the role, the schema and the grants; the airports load runs as the
+    # prepare user, who (like the job's user) is in the role from its next sign-in on.
+    ensure_schema(warehouse, admin=warehouse)
+    _join_pipeline_role(redshift_standin)
+    result = _prepare(prepare_user, s3, admin=warehouse)
+    assert result["bootstrap"] == "bootstrapped"
+    assert (result["airports"]["reloaded"], result["airports"]["rows"]) == (True, 365)
+    # The Glue job's user loads the fact table through the same role, in one transaction.
+    staged = gzip.compress(b"AA,10397,12478,5,-3,2023-01-02\nDL,99999,10397,,,2023-01-02\n")
+    object_store.put(BUCKET, "staging/run-1/flights.csv.gz", staged)
+    etl_user.execute_batch(
+        render_statements(
+            "load_flights.sql",
+            staged_uri=f"s3://{BUCKET}/staging/run-1/flights.csv.gz",
+            iam_role=ROLE,
+            source_file=f"s3://{BUCKET}/incoming/a.csv",
+            source_version="v1",
+            load_id="load-1",
+            rows_read=2,
+            rows_rejected=0,
+            unmatched_airport_rows=1,
+            started_at=dt.datetime(2023, 1, 2, 3, 4, 5),
+            execution_id="exec-1",
+        )
+    )
+    assert etl_user.query(
+        "SELECT COUNT(*) AS n, COUNT(dep_airport) AS named FROM airlines.daily_flights_fact"
+    ) == [{"n": 2, "named": 1}]
+    # ...and nothing beyond it: no DDL on the pipeline's tables, nothing outside the schema.
+    for statement in ("DROP TABLE airlines.airports_dim", "CREATE TABLE public.stray (x int)"):
+        with pytest.raises(StatementError):
+            etl_user.execute_batch([statement])
+
+
+def test_without_an_admin_an_unprivileged_user_gets_told_how_to_bootstrap(
+    warehouse, redshift_standin, pipeline_users
+):
+    prepare_user, _ = pipeline_users
+    ensure_schema(warehouse, admin=warehouse)  # the role exists; now take its grants away
+    redshift_standin.execute_batch(
+        [
+            f"REVOKE ALL ON ALL TABLES IN SCHEMA airlines FROM {PIPELINE_ROLE}",
+            f"REVOKE USAGE ON SCHEMA airlines FROM {PIPELINE_ROLE}",
+        ]
+    )
+    _join_pipeline_role(redshift_standin)
+    with pytest.raises(WarehouseNotBootstrappedError, match="adminSecretArn"):
+        ensure_schema(prepare_user, admin=None)
+    ensure_schema(warehouse, admin=warehouse)
+    assert ensure_schema(prepare_user, admin=None) == "ready"
+
+
+def test_bootstrap_sql_is_what_the_pipeline_role_needs_and_no_more():
+    grants = " ".join(split_statements(read_sql("grants.sql"))).upper()
+    assert "TO ROLE FLIGHTPIPE" in grants
+    for broad in ("ALL PRIVILEGES", " ALL ON", "CREATE", "DROP", "TRUNCATE", "SUPERUSER"):
+        assert broad not in grants

@@ -229,7 +229,7 @@ def enforce_byte_lengths(statement: str) -> str:
 
 def translate_statement(statement: str) -> str:
     """The PostgreSQL form of one Redshift statement (other than ``COPY`` from S3)."""
-    return enforce_byte_lengths(strip_table_attributes(statement))
+    return translate_role_grants(enforce_byte_lengths(strip_table_attributes(statement)))
 
 
 def parse_copy_from_s3(statement: str) -> Optional[CopyFromS3]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional
 
 from botocore.exceptions import ClientError
@@ -19,6 +19,9 @@ from flightpipe.retryable import is_throttling
 from flightpipe.warehouse.port import Row, StatementError, WarehouseThrottledError
 
 _TERMINAL_STATES = ("FINISHED", "FAILED", "ABORTED")
+# Time a Lambda keeps after its last statement wait: cancelling the statement, raising and
+# returning the error to Step Functions must fit before the function's own timeout.
+LAMBDA_RESERVE_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,10 @@ class WarehouseTarget:
     def from_environment(cls) -> WarehouseTarget:
         return cls.from_mapping(os.environ)
 
+    def as_user_of_secret(self, secret_arn: str) -> WarehouseTarget:
+        """The same warehouse, signed in as the user whose credentials ``secret_arn`` holds."""
+        return replace(self, secret_arn=secret_arn, db_user=None)
+
     def request_fields(self) -> dict[str, str]:
         """The Data API fields naming this target and its credentials."""
         fields = {"Database": self.database}
@@ -75,14 +82,41 @@ class DataApiWarehouse:
         poll_interval: float = 0.25,
         max_poll_interval: float = 2.0,
         timeout: float = 900.0,
+        deadline: Optional[float] = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """``timeout`` bounds the wait for one statement; ``deadline`` (a ``time.monotonic()``
+        instant) bounds every wait of this adapter, e.g. a Lambda's remaining time."""
         self._client = client
         self._target = target
         self._poll_interval = poll_interval
         self._max_poll_interval = max_poll_interval
         self._timeout = timeout
+        self._deadline = deadline
         self._sleep = sleep
+
+    @classmethod
+    def within_lambda(
+        cls,
+        client: Any,
+        target: WarehouseTarget,
+        context: Any,
+        *,
+        reserve_seconds: float = LAMBDA_RESERVE_SECONDS,
+        **kwargs: Any,
+    ) -> DataApiWarehouse:
+        """An adapter whose waits end ``reserve_seconds`` before the Lambda's own timeout.
+
+        A statement still running then is cancelled and reported as a StatementError the
+        state machine sees, instead of the function being killed mid-poll with the
+        statement left running (the Lambda context's remaining time:
+        https://docs.aws.amazon.com/lambda/latest/dg/python-context.html).
+        """
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        deadline = None
+        if callable(remaining):
+            deadline = time.monotonic() + max(remaining() / 1000.0 - reserve_seconds, 1.0)
+        return cls(client, target, deadline=deadline, **kwargs)
 
     def query(self, sql: str) -> list[Row]:
         response = self._call("execute_statement", Sql=sql, **self._target.request_fields())
@@ -110,6 +144,9 @@ class DataApiWarehouse:
     def _wait(self, statement_id: str) -> dict[str, Any]:
         """Poll until the statement is FINISHED, FAILED or ABORTED (all three end it)."""
         deadline = time.monotonic() + self._timeout
+        limit = f"{self._timeout:.0f}s"
+        if self._deadline is not None and self._deadline < deadline:
+            deadline, limit = self._deadline, "the time left to the caller"
         interval = self._poll_interval
         while True:
             statement = self._call("describe_statement", Id=statement_id)
@@ -121,7 +158,7 @@ class DataApiWarehouse:
             if time.monotonic() > deadline:
                 self._call("cancel_statement", Id=statement_id)
                 raise StatementError(
-                    f"statement {statement_id} still {status} after {self._timeout:.0f}s; cancelled"
+                    f"statement {statement_id} still {status} at the end of {limit}; cancelled"
                 )
             self._sleep(interval)
             interval = min(interval * 2, self._max_poll_interval)
