@@ -6,12 +6,13 @@ PY := $(VENV)/bin/python
 LINT_VENV := .venv-lint
 SHARED_DATA ?= ../shared/data
 
-.PHONY: help setup test lint format demo package bench clean test-glue39
+.PHONY: help setup runtimes test lint format demo package bench clean test-glue39
 
 help:
 	@echo "make demo     run the whole pipeline locally on $(SHARED_DATA)"
 	@echo "make test     lint, the whole test suite, and the ETL tests on Python 3.9"
 	@echo "make package  sls package offline, then cfn-lint and checkov on the template"
+	@echo "make runtimes the AWS runtimes the local stack runs code on (Python 3.9 Glue, 3.12 Lambda)"
 	@echo "make bench    ETL benchmark against the embedded warehouse"
 	@echo "make test-glue39  the ETL job's tests on Glue's runtime (Python 3.9, analytics pandas)"
 
@@ -32,7 +33,7 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: setup lint node_modules/.npm-ci.stamp $(LINT_VENV)/.installed
+test: setup lint runtimes node_modules/.npm-ci.stamp $(LINT_VENV)/.installed
 	$(VENV)/bin/pytest
 	$(MAKE) test-glue39
 
@@ -55,7 +56,7 @@ package: setup node_modules/.npm-ci.stamp $(LINT_VENV)/.installed
 # The pipeline on this machine, deployed from serverless.yml into the local emulator.
 # Without $(SHARED_DATA), a synthetic dataset from flightpipe_local.synthetic stands in.
 DEMO_DIR := .state/demo
-demo: setup node_modules/.npm-ci.stamp
+demo: setup runtimes node_modules/.npm-ci.stamp
 	@if [ -d "$(SHARED_DATA)" ]; then \
 	  data="$(SHARED_DATA)"; files="$$data/sample_flights.csv $$data/bts_ontime_2023_01_OK.csv"; \
 	else \
@@ -64,16 +65,35 @@ demo: setup node_modules/.npm-ci.stamp
 	fi; \
 	$(VENV)/bin/flightpipe local run --airports "$$data/airports.csv" $$files
 
+# The AWS runtimes the local stack runs the deployed code on, each a virtualenv holding only what
+# that runtime provides (flightpipe_local.runtimes names them): the Glue Python shell job on
+# Python 3.9 with the "analytics" library set, the Lambdas on Python 3.12 with the runtime's SDK.
+# A missing interpreter stops here with one line saying how to install it.
+GLUE_RUNTIME := .venv-runtime-glue-py39
+LAMBDA_RUNTIME := .venv-runtime-lambda-py312
+
+runtimes: $(GLUE_RUNTIME)/.installed $(LAMBDA_RUNTIME)/.installed
+
+$(GLUE_RUNTIME)/.installed: requirements-glue39.txt
+	@python=$$(scripts/find-python.sh 3.9) && rm -rf $(GLUE_RUNTIME) && $$python -m venv $(GLUE_RUNTIME)
+	$(GLUE_RUNTIME)/bin/python -m pip install --quiet --upgrade pip==24.3.1
+	$(GLUE_RUNTIME)/bin/python -m pip install --quiet -r requirements-glue39.txt
+	touch $@
+
+$(LAMBDA_RUNTIME)/.installed: requirements-lambda-runtime.txt
+	@python=$$(scripts/find-python.sh 3.12) && rm -rf $(LAMBDA_RUNTIME) && $$python -m venv $(LAMBDA_RUNTIME)
+	$(LAMBDA_RUNTIME)/bin/python -m pip install --quiet --upgrade pip==24.3.1
+	$(LAMBDA_RUNTIME)/bin/python -m pip install --quiet -r requirements-lambda-runtime.txt
+	touch $@
+
 # The ETL job's tests on the Glue Python shell runtime: Python 3.9 with the pandas/numpy/boto3
-# of Glue's "analytics" library set (requirements-glue39.txt).
-PYTHON39 ?= $(shell [ -x $(HOME)/.pyenv/versions/3.9.18/bin/python ] && echo $(HOME)/.pyenv/versions/3.9.18/bin/python || command -v python3.9)
+# of Glue's "analytics" library set, plus the test tools (requirements-glue39-test.txt).
 VENV39 := .venv-glue39
 
-$(VENV39)/.installed: requirements-glue39.txt pyproject.toml
-	@test -n "$(PYTHON39)" || { echo "Python 3.9 not found (pyenv 3.9.18 or python3.9 on PATH)"; exit 1; }
-	$(PYTHON39) -m venv $(VENV39)
+$(VENV39)/.installed: requirements-glue39.txt requirements-glue39-test.txt pyproject.toml emulator/pyproject.toml
+	@python=$$(scripts/find-python.sh 3.9) && rm -rf $(VENV39) && $$python -m venv $(VENV39)
 	$(VENV39)/bin/python -m pip install --quiet --upgrade pip==24.3.1
-	$(VENV39)/bin/python -m pip install --quiet -r requirements-glue39.txt
+	$(VENV39)/bin/python -m pip install --quiet -r requirements-glue39-test.txt
 	$(VENV39)/bin/python -m pip install --quiet --no-deps -e . -e emulator
 	touch $@
 
@@ -84,4 +104,4 @@ bench: setup
 	$(PY) bench/etl_bench.py
 
 clean:
-	rm -rf $(VENV) $(VENV39) $(LINT_VENV) node_modules .serverless dist
+	rm -rf $(VENV) $(VENV39) $(LINT_VENV) $(GLUE_RUNTIME) $(LAMBDA_RUNTIME) node_modules .serverless dist .state/cache

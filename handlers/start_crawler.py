@@ -9,6 +9,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flightpipe.crawler import start_crawler
+from flightpipe.runtime_info import runtime_versions
 from flightpipe.settings import FunctionSettings
 
 logger = Logger()
@@ -21,4 +22,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings.require("crawler_name")
     result = start_crawler(boto3.client("glue"), settings.crawler_name)
     logger.info("crawler started", extra=result)
-    return result
+    return {**result, "runtime": runtime_versions()}

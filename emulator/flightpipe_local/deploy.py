@@ -20,14 +20,12 @@ import secrets
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 ACCOUNT_ID = "123456789012"
 _NO_VALUE = object()
 _SUB_VARIABLE = re.compile(r"\$\{([^}]+)\}")
-_PLACEHOLDER_ZIP = (
-    b"PK\x05\x06" + b"\x00" * 18  # an empty zip archive: the code runs from the repository
-)
 
 ClientFactory = Callable[[str], Any]
 
@@ -314,8 +312,10 @@ class Deployer:
         stack_name: str,
         region: str,
         parameters: Optional[Mapping[str, str]] = None,
+        artifacts_dir: Optional[Path] = None,
     ) -> None:
         self._template = template
+        self._artifacts_dir = artifacts_dir
         self._clients = clients
         self.deployment = Deployment(stack_name, region)
         self._resolver = Resolver(template, self.deployment, parameters or {})
@@ -441,7 +441,7 @@ class Deployer:
             "Runtime": p.get("Runtime", "python3.12"),
             "Role": p.get("Role") or self._arn("iam", "role/local-lambda", ""),
             "Handler": p["Handler"],
-            "Code": {"ZipFile": _PLACEHOLDER_ZIP},
+            "Code": {"ZipFile": self._function_zip(logical_id, p.get("Code") or {})},
             "Timeout": int(p.get("Timeout", 6)),
             "MemorySize": int(p.get("MemorySize", 1024)),
         }
@@ -450,6 +450,18 @@ class Deployer:
             spec["Environment"] = {"Variables": {k: str(v) for k, v in variables.items()}}
         arn = self._clients("lambda").create_function(**spec)["FunctionArn"]
         return Resource(logical_id, "", name, {"Arn": arn})
+
+    def _function_zip(self, logical_id: str, code: Mapping[str, Any]) -> bytes:
+        """The function's deployment package: the zip ``sls package`` wrote beside the template."""
+        if "ZipFile" in code:
+            return str(code["ZipFile"]).encode()
+        key = str(code.get("S3Key") or "")
+        if self._artifacts_dir is None or not key:
+            raise DeploymentError(f"{logical_id}: no deployment package (Code.S3Key) to deploy")
+        path = self._artifacts_dir / key.rsplit("/", 1)[-1]
+        if not path.is_file():
+            raise DeploymentError(f"{logical_id}: {path} missing; package the stack again")
+        return path.read_bytes()
 
     def _topic(self, logical_id: str, p: dict[str, Any]) -> Resource:
         name = p.get("TopicName") or self._name(logical_id, 256)
@@ -564,3 +576,28 @@ _JOB_KEYS = (
     "WorkerType",
     "NumberOfWorkers",
 )
+
+
+def upload_glue_assets(
+    s3: Any, repo: Path, glue_assets: Mapping[str, Any], deployment: Deployment
+) -> list[str]:
+    """Upload the job's script and wheel as ``sls deploy`` does after a deploy.
+
+    The local plugin ``.serverless_plugins/glue-assets.js`` does this on AWS, configured by
+    ``custom.glueAssets`` in serverless.yml: each file goes to ``s3://<bucket output>/<prefix>``.
+    Returns the URIs written.
+    """
+    if not glue_assets:
+        raise DeploymentError("serverless.yml has no custom.glueAssets: nothing to upload")
+    bucket = deployment.outputs.get(glue_assets["bucketOutput"])
+    if not bucket:
+        raise DeploymentError(f"the stack has no output {glue_assets['bucketOutput']}")
+    uploaded = []
+    for file_key, prefix_key in (("script", "scriptsPrefix"), ("wheel", "libPrefix")):
+        path = repo / glue_assets[file_key]
+        if not path.is_file():
+            raise DeploymentError(f"{path} missing: package the stack again (it builds the wheel)")
+        key = glue_assets[prefix_key] + path.name
+        s3.upload_file(str(path), bucket, key)
+        uploaded.append(f"s3://{bucket}/{key}")
+    return uploaded

@@ -1,21 +1,28 @@
-"""Glue patch: a job run executes the project's entry script in-process.
+"""Glue patch: a job run executes the uploaded job on Glue's runtime, in its own process.
 
 moto's job runs run nothing and succeed on their own. Here ``FakeJob.start_job_run``
 keeps moto's checks (``MaxConcurrentRuns`` → ``ConcurrentRunsExceededException``)
-and then runs ``glue_scripts/<script>`` (the file named by the job's
-``ScriptLocation``) with ``runpy`` in a worker thread, ``sys.argv`` built as Glue
-builds it from the job's default arguments merged with the run's. The run stays
-RUNNING while the script runs and ends SUCCEEDED, or FAILED with the exception's
-message as ``ErrorMessage``. Scripts share the process's ``sys.argv``, so runs
-execute one at a time; a run waiting for its turn counts as RUNNING, as a run
-starting up on Glue does.
+and then, as Glue does, fetches the job's script from its ``ScriptLocation`` and
+the files of ``--extra-py-files`` from S3, installs them and the
+``--additional-python-modules`` into the run's Python path (see
+:mod:`flightpipe_local.glue_environments`) and runs the script on the job's
+runtime (Python 3.9 with the ``analytics`` library set for a Python shell job)
+with ``sys.argv`` built as Glue builds it. Runs are independent processes, so as
+many run at once as the job's ``MaxConcurrentRuns`` lets start. A run stays
+RUNNING while its process runs and ends SUCCEEDED, or FAILED with the script's
+last error line as ``ErrorMessage``; the job's ``Timeout`` (minutes) stops it
+with ``TIMEOUT``. Each run's output is kept as its log.
 """
 
 from __future__ import annotations
 
 import logging
-import runpy
+import os
+import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -26,15 +33,21 @@ from moto.glue import models as glue_models
 from moto.moto_api import state_manager
 
 from flightpipe_local._patching import PatchSet
+from flightpipe_local.glue_environments import JobEnvironments, split_list
+from flightpipe_local.runtimes import SHIMS_DIR, glue_runtime
 
 SEAM_OWNER = glue_models.FakeJob
 START_NAME = "start_job_run"
 RUN_OWNER = glue_models.FakeJobRun
 DESCRIBE_NAME = "as_dict"
 RUN_MODEL = "glue::job_run"
+# Arguments that configure Glue itself; Glue does not pass them to the script.
+GLUE_ONLY_ARGUMENTS = ("library-set", "--additional-python-modules")
 
 LOG = logging.getLogger(__name__)
 RunListener = Callable[[str, str, str, Optional[str]], None]
+ObjectFetcher = Callable[[str, Path], Path]
+_ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception|Failed|Exit)\w*): (.*)$")
 
 
 def script_argv(
@@ -43,57 +56,125 @@ def script_argv(
     """``sys.argv`` as Glue passes it to a Python shell script."""
     argv = [str(script)]
     for name, value in arguments.items():
-        argv.extend([name, str(value)])
+        if name not in GLUE_ONLY_ARGUMENTS:
+            argv.extend([name, str(value)])
     argv.extend(["--JOB_RUN_ID", run_id, "--JOB_NAME", job_name])
     return argv
 
 
-def script_path(scripts_dir: Path, script_location: str) -> Path:
-    """The repository script for a job's ``ScriptLocation`` (matched by file name)."""
-    name = script_location.rstrip("/").rsplit("/", 1)[-1]
-    return scripts_dir / name
+def error_message(output: str, returncode: int) -> str:
+    """The message of the last exception a failed script printed (its status otherwise)."""
+    for line in reversed(output.strip().splitlines()):
+        match = _ERROR_LINE.match(line.strip())
+        if match:
+            return match.group(2) or match.group(1)
+    return f"script exited with status {returncode}"
 
 
 class JobRunner:
-    """Runs job scripts one at a time and records each run's outcome."""
+    """Runs each job run as a process of the job's runtime and records how it ended."""
 
-    def __init__(self, scripts_dir: Path, on_end: Optional[RunListener] = None) -> None:
-        self._scripts_dir = scripts_dir
+    def __init__(
+        self,
+        repo: Path,
+        fetch: ObjectFetcher,
+        environments: JobEnvironments,
+        base_environment: Mapping[str, str],
+        log_dir: Path,
+        on_end: Optional[RunListener] = None,
+    ) -> None:
+        self._repo = repo
+        self._fetch = fetch
+        self._environments = environments
+        self._base_environment = dict(base_environment)
+        self._log_dir = log_dir
         self._on_end = on_end
-        self._lock = threading.Lock()
 
     def run(self, job: Any, run: Any) -> None:
-        error: Optional[str] = None
         started = time.monotonic()
+        status, error = "FAILED", None
+        workdir = Path(tempfile.mkdtemp(prefix=f"glue-{run.job_run_id[:12]}-"))
         try:
-            script = script_path(self._scripts_dir, (job.command or {}).get("ScriptLocation", ""))
-            if not script.is_file():
-                raise FileNotFoundError(f"job script {script} does not exist")
-            argv = script_argv(script, job.name, run.job_run_id, run.arguments or {})
-            with self._lock:
-                saved = sys.argv
-                sys.argv = argv
-                try:
-                    runpy.run_path(str(script), run_name="__main__")
-                except SystemExit as exit_:
-                    if exit_.code not in (None, 0):
-                        raise RuntimeError(f"script exited with status {exit_.code}") from exit_
-                finally:
-                    sys.argv = saved
-        except Exception as exc:
+            status, error = self._execute(job, run, workdir)
+        except Exception as exc:  # a failed start fails the run, as on Glue
             error = str(exc) or type(exc).__name__
-            LOG.info("job run %s of %s failed: %s", run.job_run_id, job.name, error)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if error:
+            LOG.info("job run %s of %s %s: %s", run.job_run_id, job.name, status, error)
         run.error_message = error
         run.execution_seconds = round(time.monotonic() - started)
         run.completed_on = glue_models.utcnow()
         run.modified_on = run.completed_on
-        run.status = "FAILED" if error else "SUCCEEDED"
+        run.status = status
         if self._on_end is not None:
             self._on_end(job.name, run.job_run_id, run.status, error)
 
+    def log_path(self, job_name: str, run_id: str) -> Path:
+        """Where a run's output goes (Glue sends it to CloudWatch Logs)."""
+        return self._log_dir / job_name / f"{run_id}.log"
+
+    def _execute(self, job: Any, run: Any, workdir: Path) -> tuple[str, Optional[str]]:
+        command = job.command or {}
+        python = glue_runtime(command).python(self._repo)
+        arguments = dict(run.arguments or {})
+        script = self._fetch(command.get("ScriptLocation", ""), workdir)
+        extra = [self._fetch(uri, workdir) for uri in split_list(arguments.get("--extra-py-files"))]
+        wheels = [path for path in extra if path.suffix == ".whl"]
+        modules = [path for path in extra if path.suffix != ".whl"]
+        requirements = split_list(arguments.get("--additional-python-modules"))
+        libraries = self._environments.libraries(python, wheels, requirements)
+        path = [str(libraries), *(str(m) for m in modules), str(SHIMS_DIR)]
+        env = {
+            **self._base_environment,
+            "PYTHONPATH": os.pathsep.join(path),
+            "PYTHONNOUSERSITE": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        argv = script_argv(script, job.name, run.job_run_id, arguments)
+        timeout_s = 60.0 * int(run.timeout or job.timeout or 2880)
+        log = self.log_path(job.name, run.job_run_id)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("w+", encoding="utf-8", errors="replace") as output:
+            try:
+                done = subprocess.run(
+                    [str(python), *argv],
+                    cwd=workdir,
+                    env=env,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout_s,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                return "TIMEOUT", f"Job run timed out after {timeout_s / 60:.0f} minutes"
+            if done.returncode == 0:
+                return "SUCCEEDED", None
+            output.seek(0)
+            return "FAILED", error_message(output.read(), done.returncode)
+
+
+def s3_fetcher(client_factory: Callable[[], Any]) -> ObjectFetcher:
+    """Downloads ``s3://bucket/key`` into a directory, keeping the object's file name."""
+
+    def fetch(uri: str, directory: Path) -> Path:
+        match = re.match(r"^s3://([^/]+)/(.+)$", uri or "")
+        if not match:
+            raise ValueError(f"not an S3 location: {uri!r}")
+        bucket, key = match.groups()
+        target = directory / key.rsplit("/", 1)[-1]
+        try:
+            client_factory().download_file(bucket, key, str(target))
+        except Exception as error:
+            raise FileNotFoundError(f"cannot read {uri}: {error}") from error
+        return target
+
+    return fetch
+
 
 def install(patches: PatchSet, runner: JobRunner) -> None:
-    """Make job runs execute the repository's script and report how it ended."""
+    """Make job runs execute the uploaded job on its runtime and report how it ended."""
     original_start = SEAM_OWNER.__dict__[START_NAME]
     original_describe = RUN_OWNER.__dict__[DESCRIBE_NAME]
 
@@ -118,6 +199,6 @@ def install(patches: PatchSet, runner: JobRunner) -> None:
 
     patches.replace(SEAM_OWNER, START_NAME, start_job_run)
     patches.replace(RUN_OWNER, DESCRIBE_NAME, as_dict)
-    # Runs end when their script ends, never by moto's own state transitions.
+    # Runs end when their process ends, never by moto's own state transitions.
     state_manager.set_transition(RUN_MODEL, {"progression": "manual", "times": sys.maxsize})
     patches.on_restore(lambda: state_manager.unset_transition(RUN_MODEL))

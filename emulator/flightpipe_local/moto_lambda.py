@@ -1,163 +1,241 @@
-"""Lambda patch: invoking a function runs the project's real handler in-process.
+"""Lambda patch: an invocation runs the function's deployed zip on its runtime, in its own process.
 
 moto runs Lambda code only in Docker. Here ``LambdaFunction._invoke_lambda`` is
-replaced: the function's ``Handler`` (``handlers/<module>.<function>``) is
-imported from the repository and called with the event, under the function's
-deployed environment (set for the call and restored after; calls are
-serialised because the environment is process-wide). The result is returned as
-Lambda returns it: the JSON payload, or an error payload whose ``errorType`` is
-the exception's class name, so ``Retry``/``Catch`` in the state machine match the
-real error names.
+replaced: the function's code (the zip ``sls package`` builds, which the deployer
+gave to ``CreateFunction``) is unpacked once per code digest, and an invocation
+is served by a warm execution environment of that function — a process of the
+function's runtime interpreter (``Runtime``, e.g. python3.12; see
+:mod:`flightpipe_local.runtimes`) running ``runtime_shims/lambda_bootstrap.py``
+with the function's environment. As on Lambda, an environment serves one
+invocation at a time and is reused; concurrent invocations get more of them.
+The function's ``Timeout`` and ``MemorySize`` hold: an invocation that runs
+longer, or a process that grows past the memory size, is stopped and its
+environment discarded. The result is returned as Lambda returns it: the JSON
+payload, or an error payload whose ``errorType`` is the exception's class name,
+so ``Retry``/``Catch`` in the state machine match the real error names.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import hashlib
+import io
 import json
 import os
-import sys
+import select
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
-import traceback
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Callable, Optional
 
 from moto.awslambda import models as lambda_models
 
 from flightpipe_local._patching import PatchSet
+from flightpipe_local.runtimes import SHIMS_DIR, lambda_runtime
 
 SEAM_OWNER = lambda_models.LambdaFunction
 SEAM_NAME = "_invoke_lambda"
+BOOTSTRAP = SHIMS_DIR / "lambda_bootstrap.py"
+MEMORY_POLL_S = 0.02
 
-_ENVIRONMENT_LOCK = threading.RLock()
-# os.environ is process-wide: a thread that copies it (botocore does, creating a client) while a
-# handler's variables are removed gets a KeyError. Changes to it happen only under this lock, and
-# the emulator's own threads create their clients under it too. It is never held while waiting.
-ENVIRONMENT_CHANGE_LOCK = threading.Lock()
+Invocation = tuple[str, bool, str]
 
 
-class LambdaContext:
-    """The attributes of the Lambda context object that handlers and Powertools read."""
-
-    def __init__(self, function_name: str, function_arn: str, memory_mb: int, timeout_s: int):
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = function_arn
-        self.memory_limit_in_mb = memory_mb
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = self.aws_request_id
-        self._deadline = time.monotonic() + timeout_s
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+def error_payload(error_type: str, message: str) -> str:
+    return json.dumps({"errorMessage": message, "errorType": error_type})
 
 
-class HandlerLoader:
-    """Imports ``<path>.<function>`` handlers from the repository, once per module."""
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
-    def __init__(self, code_root: Path) -> None:
-        self._root = code_root
-        self._modules: dict[str, ModuleType] = {}
+
+class ExecutionEnvironment:
+    """One warm process of a function: serves one invocation at a time."""
+
+    def __init__(self, python: Path, task_root: Path, env: Mapping[str, str], log: Path) -> None:
+        self._log_path = log
+        self._log = log.open("ab")
+        self.process = subprocess.Popen(
+            [str(python), "-u", str(BOOTSTRAP)],
+            cwd=task_root,
+            env=dict(env),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+        )
+        self.alive = True
+
+    def invoke(self, event: Any, timeout_s: float, memory_mb: int) -> Invocation:
+        """Run the handler on ``event``: (payload JSON, errored, log text of this call)."""
+        request_id = str(uuid.uuid4())
+        log_start = self._log_path.stat().st_size
+        deadline = time.time() + timeout_s
+        request = {"event": event, "request_id": request_id, "deadline_ms": deadline * 1000}
+        assert self.process.stdin is not None and self.process.stdout is not None
+        try:
+            self.process.stdin.write((json.dumps(request) + "\n").encode())
+            self.process.stdin.flush()
+        except OSError:
+            return self._failed("Runtime.ExitError", "Runtime exited before the invocation")
+        reply = self._await_reply(deadline, timeout_s, memory_mb)
+        if isinstance(reply, tuple):
+            return reply
+        logs = self._log_text(log_start)
+        if "error" in reply:
+            return json.dumps(reply["error"]), True, logs
+        return json.dumps(reply.get("payload")), False, logs
+
+    def _await_reply(self, deadline: float, timeout_s: float, memory_mb: int) -> Any:
+        stdout = self.process.stdout
+        assert stdout is not None
+        while True:
+            ready, _, _ = select.select([stdout], [], [], MEMORY_POLL_S)
+            if ready:
+                line = stdout.readline()
+                if not line:
+                    return self._failed("Runtime.ExitError", "Runtime exited without a reply")
+                return json.loads(line)
+            if time.time() > deadline:
+                message = f"Task timed out after {timeout_s:.2f} seconds"
+                return self._failed("Sandbox.Timedout", message)
+            if _rss_mb(self.process.pid) > memory_mb:
+                return self._failed(
+                    "Runtime.OutOfMemory",
+                    f"Runtime exited with error: signal: killed (memory size {memory_mb} MB)",
+                )
+
+    def _failed(self, error_type: str, message: str) -> Invocation:
+        self.stop()
+        return error_payload(error_type, message), True, ""
+
+    def _log_text(self, start: int) -> str:
+        with self._log_path.open("rb") as log:
+            log.seek(start)
+            return log.read().decode("utf-8", errors="replace")
+
+    def stop(self) -> None:
+        self.alive = False
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+        self._log.close()
+
+
+class FunctionRuntimes:
+    """Warm execution environments of every function, by function and code digest."""
+
+    def __init__(
+        self, repo: Path, work_dir: Path, base_environment: Mapping[str, str], log_dir: Path
+    ) -> None:
+        self._repo = repo
+        self._work_dir = work_dir
+        self._log_dir = log_dir
+        self._base_environment = dict(base_environment)
+        self._idle: dict[tuple[str, str], list[ExecutionEnvironment]] = {}
+        self._all: list[ExecutionEnvironment] = []
         self._lock = threading.Lock()
 
-    def load(self, handler: str) -> Callable[[Any, Any], Any]:
-        module_path, _, function_name = handler.rpartition(".")
-        if not module_path or not function_name:
-            raise ValueError(f"handler {handler!r} is not <module>.<function>")
-        with self._lock:
-            module = self._modules.get(module_path)
-            if module is None:
-                module = self._import(module_path)
-                self._modules[module_path] = module
-        return getattr(module, function_name)
-
-    def _import(self, module_path: str) -> ModuleType:
-        source = self._root / (module_path + ".py")
-        if not source.is_file():
-            raise FileNotFoundError(f"handler module {source} does not exist")
-        name = module_path.replace("/", ".")
-        spec = importlib.util.spec_from_file_location(name, source)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot import {source}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
-
-
-@contextmanager
-def environment(values: Mapping[str, str]) -> Iterator[None]:
-    """``os.environ`` updated with ``values`` for the duration of the block."""
-    with _ENVIRONMENT_LOCK:
-        with ENVIRONMENT_CHANGE_LOCK:
-            saved = {key: os.environ.get(key) for key in values}
-            os.environ.update({key: str(value) for key, value in values.items()})
+    def invoke(self, function: Any, event: Any) -> Invocation:
+        environment = self._acquire(function)
         try:
-            yield
+            return environment.invoke(
+                event, float(function.timeout or 3), int(function.memory_size or 128)
+            )
         finally:
-            with ENVIRONMENT_CHANGE_LOCK:
-                for key, value in saved.items():
-                    if value is None:
-                        os.environ.pop(key, None)
-                    else:
-                        os.environ[key] = value
+            self._release(function, environment)
 
+    def _key(self, function: Any) -> tuple[str, str]:
+        digest = hashlib.sha256(function.code_bytes).hexdigest()[:16]
+        return function.function_arn, digest
 
-def error_payload(error: BaseException) -> dict[str, Any]:
-    """The payload Lambda returns for an exception raised by a handler."""
-    return {
-        "errorMessage": str(error),
-        "errorType": type(error).__name__,
-        "stackTrace": traceback.format_tb(error.__traceback__),
-    }
+    def _acquire(self, function: Any) -> ExecutionEnvironment:
+        key = self._key(function)
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            while idle:
+                environment = idle.pop()
+                if environment.alive and environment.process.poll() is None:
+                    return environment
+        task_root = self._unpack(function.code_bytes, key[1])
+        python = lambda_runtime(function.run_time).python(self._repo)
+        log = self._log_dir / "lambda" / f"{function.function_name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        environment = ExecutionEnvironment(python, task_root, self._env(function, task_root), log)
+        with self._lock:
+            self._all.append(environment)
+        return environment
 
+    def _release(self, function: Any, environment: ExecutionEnvironment) -> None:
+        with self._lock:
+            if environment.alive:
+                self._idle.setdefault(self._key(function), []).append(environment)
+            else:
+                self._all.remove(environment)
 
-def invoke_handler(
-    loader: HandlerLoader, function: Any, event: Any, base_environment: Mapping[str, str]
-) -> tuple[str, bool, str]:
-    """Run ``function``'s handler on ``event``: (payload JSON, errored, log text)."""
-    values = dict(base_environment)
-    values.update(
-        {
-            "AWS_LAMBDA_FUNCTION_NAME": function.function_name,
+    def _unpack(self, code: bytes, digest: str) -> Path:
+        target = self._work_dir / "code" / digest
+        with self._lock:
+            if not target.is_dir():
+                staging = Path(tempfile.mkdtemp(dir=self._work_dir))
+                with zipfile.ZipFile(io.BytesIO(code)) as archive:
+                    archive.extractall(staging)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging, target)
+        return target
+
+    def _env(self, function: Any, task_root: Path) -> dict[str, str]:
+        name = function.function_name
+        return {
+            **self._base_environment,
+            "AWS_LAMBDA_FUNCTION_NAME": name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": f"local/{name}",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{function.run_time}",
+            "LAMBDA_TASK_ROOT": str(task_root),
+            "FLIGHTPIPE_LOCAL_FUNCTION_ARN": function.function_arn,
             "_HANDLER": function.handler,
+            "TZ": ":UTC",
+            "PYTHONPATH": str(SHIMS_DIR),
+            "PYTHONNOUSERSITE": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            **{key: str(value) for key, value in (function.environment_vars or {}).items()},
         }
-    )
-    values.update(function.environment_vars or {})
-    context = LambdaContext(
-        function.function_name,
-        function.function_arn,
-        int(function.memory_size or 128),
-        int(function.timeout or 3),
-    )
-    if isinstance(event, str):
-        event = json.loads(event or "{}")
-    with environment(values):
-        try:
-            result = loader.load(function.handler)(event, context)
-            return json.dumps(result), False, ""
-        except Exception as error:
-            return json.dumps(error_payload(error)), True, traceback.format_exc()
+
+    def close(self) -> None:
+        with self._lock:
+            environments, self._all, self._idle = list(self._all), [], {}
+        for environment in environments:
+            environment.stop()
+        shutil.rmtree(self._work_dir / "code", ignore_errors=True)
 
 
 def install(
     patches: PatchSet,
-    code_root: Path,
-    base_environment: Mapping[str, str],
+    runtimes: FunctionRuntimes,
     on_invoke: Optional[Callable[[str, bool], None]] = None,
 ) -> None:
-    """Make every Lambda invocation run the repository's handler in-process."""
-    loader = HandlerLoader(code_root)
+    """Make every Lambda invocation run the function's zip on its runtime."""
 
-    def _invoke_lambda(self: Any, event: Optional[str] = None) -> tuple[str, bool, str]:
-        payload, errored, logs = invoke_handler(loader, self, event, base_environment)
+    def _invoke_lambda(self: Any, event: Optional[str] = None) -> Invocation:
+        document = json.loads(event or "{}") if isinstance(event, (str, bytes)) else event
+        payload, errored, logs = runtimes.invoke(self, document)
         if on_invoke is not None:
             on_invoke(self.function_name, errored)
         return payload, errored, logs

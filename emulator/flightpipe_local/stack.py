@@ -3,8 +3,11 @@
 One process serves it all on loopback: a moto server (real Step Functions
 execution) with the patches of this package, the PostgreSQL stand-in for
 Redshift, and the resources of the packaged CloudFormation template. Code that
-runs "in AWS" — the Lambda handlers and the Glue script — runs in this process
-with boto3 pointed at the emulator, exactly as it runs in AWS otherwise.
+runs "in AWS" runs as it deploys, on the runtimes AWS uses, each in its own
+process with its SDK pointed at the emulator: the Lambdas from the zip
+``sls package`` builds, the Glue job from the script and wheel the deploy
+uploads (see :mod:`flightpipe_local.moto_lambda` and
+:mod:`flightpipe_local.moto_glue_jobs`).
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from flightpipe_local import (
     moto_sns,
 )
 from flightpipe_local._patching import PatchSet
-from flightpipe_local.deploy import Deployer, Deployment
+from flightpipe_local.deploy import Deployer, Deployment, upload_glue_assets
+from flightpipe_local.glue_environments import JobEnvironments
 from flightpipe_local.redshift_standin import RedshiftStandIn, boto3_object_store
 from flightpipe_local.template import DEFAULT_REGION, DEFAULT_STAGE, PackagedStack, package
 
@@ -42,6 +46,10 @@ LOOPBACK = "127.0.0.1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 _UNSET_ENV = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CA_BUNDLE")
 _ACTIVE = threading.Lock()
+# Inherited by the runtimes' processes: what a process needs to start, nothing about the account.
+_RUNTIME_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")
+# Job libraries installed from PyPI, kept between stacks: installing takes seconds.
+GLUE_LIBRARY_CACHE = Path(".state") / "cache" / "glue-libraries"
 
 Echo = Callable[[str], None]
 
@@ -84,6 +92,9 @@ class LocalStack:
         self._saved_env: dict[str, Optional[str]] = {}
         self._server: Any = None
         self._temp_dir: Optional[Path] = None
+        self._client_lock = threading.Lock()
+        self.functions: Optional[moto_lambda.FunctionRuntimes] = None
+        self.jobs: Optional[moto_glue_jobs.JobRunner] = None
         self._owns_lock = False
         self.endpoint_url = ""
         self.standin: Optional[RedshiftStandIn] = None
@@ -101,11 +112,19 @@ class LocalStack:
         self._owns_lock = True
         try:
             packaged = self._packaged or package(self.repo, stage=self.stage, region=self.region)
+            self._temp_dir = Path(tempfile.mkdtemp(prefix="flightpipe-"))
             self._start_server()
             self._start_warehouse()
             self._install_patches()
-            deployer = Deployer(packaged.template, self.client, packaged.stack_name, self.region)
+            deployer = Deployer(
+                packaged.template,
+                self.client,
+                packaged.stack_name,
+                self.region,
+                artifacts_dir=packaged.path.parent,
+            )
             self.deployment = deployer.deploy()
+            upload_glue_assets(self.client("s3"), self.repo, packaged.glue_assets, self.deployment)
             assert self.data_api is not None
             self.data_api.workgroups.update(self.deployment.workgroups)
             self.data_api.clusters.update(self.deployment.clusters)
@@ -117,6 +136,9 @@ class LocalStack:
     def stop(self) -> None:
         """Stop everything that was started and restore moto and the environment."""
         self._patches.restore()
+        if self.functions is not None:
+            self.functions.close()
+            self.functions = None
         if self.data_api is not None:
             self.data_api.close()
             self.data_api = None
@@ -150,10 +172,9 @@ class LocalStack:
     def client(self, service: str) -> Any:
         """A boto3 client of the emulator.
 
-        Creation is serialised (sessions are not thread-safe) and never overlaps a change of
-        ``os.environ`` by an in-process Lambda call, which creation reads.
+        Creation is serialised: sessions are not thread-safe.
         """
-        with moto_lambda.ENVIRONMENT_CHANGE_LOCK:
+        with self._client_lock:
             return self._session.client(
                 service,
                 endpoint_url=self.endpoint_url,
@@ -225,12 +246,26 @@ class LocalStack:
             os.environ.pop(key, None)
         os.environ.update(values)
 
+    @property
+    def work_dir(self) -> Path:
+        """Where the stack keeps what it needs while it runs (removed when it stops)."""
+        if self._temp_dir is None:
+            raise StackError("the stack is not started")
+        return self._temp_dir
+
+    @property
+    def log_dir(self) -> Path:
+        """The functions' and job runs' logs: kept in the state dir when there is one."""
+        return (self.state_dir or self.work_dir) / "logs"
+
+    @property
+    def runtime_environment(self) -> dict[str, str]:
+        """What every Lambda and Glue process starts with: the account's endpoint, no more."""
+        inherited = {key: os.environ[key] for key in _RUNTIME_INHERITED if key in os.environ}
+        return {**inherited, **self.environment}
+
     def _start_warehouse(self) -> None:
-        if self.state_dir is None:
-            self._temp_dir = Path(tempfile.mkdtemp(prefix="flightpipe-"))
-            data_dir = self._temp_dir / "warehouse"
-        else:
-            data_dir = self.state_dir / "warehouse"
+        data_dir = (self.state_dir or self.work_dir) / "warehouse"
         reader, lister = boto3_object_store(self.client("s3"))
         self.standin = RedshiftStandIn(data_dir, reader, lister)
         self.data_api = moto_redshift_data.LocalDataApi(self.standin)
@@ -238,7 +273,10 @@ class LocalStack:
     def _install_patches(self) -> None:
         assert self.data_api is not None
         patches = self._patches
-        moto_lambda.install(patches, self.repo, self.environment)
+        self.functions = moto_lambda.FunctionRuntimes(
+            self.repo, self.work_dir, self.runtime_environment, self.log_dir
+        )
+        moto_lambda.install(patches, self.functions)
         moto_events.install(patches, encode_keys=self.encode_event_keys)
         moto_sfn_glue.install(patches)
         moto_sfn_time.install(patches, self.time_scale)
@@ -246,6 +284,13 @@ class LocalStack:
             lambda: self.client("s3"), lambda: self.client("glue")
         )
         moto_glue_crawler.install(patches, self.crawlers)
-        moto_glue_jobs.install(patches, moto_glue_jobs.JobRunner(self.repo / "glue_scripts"))
+        self.jobs = moto_glue_jobs.JobRunner(
+            self.repo,
+            moto_glue_jobs.s3_fetcher(lambda: self.client("s3")),
+            JobEnvironments(self.repo / GLUE_LIBRARY_CACHE),
+            self.runtime_environment,
+            self.log_dir / "glue",
+        )
+        moto_glue_jobs.install(patches, self.jobs)
         moto_redshift_data.install(patches, self.data_api)
         moto_sns.install(patches, self.notices)

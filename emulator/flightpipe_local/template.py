@@ -14,17 +14,22 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 TEMPLATE_FILE = "cloudformation-template-update-stack.json"
 STATE_FILE = "serverless-state.json"
+# Everything the template, the Lambda zip and the Glue wheel are built from.
 SOURCES = (
     "serverless.yml",
     "statemachine",
     "handlers",
     "glue_scripts",
+    "flightpipe",
+    "sql",
+    "pyproject.toml",
+    "requirements.txt",
     "package.json",
     ".serverless_plugins",
 )
@@ -45,6 +50,8 @@ class PackagedStack:
     stage: str
     region: str
     path: Path
+    # custom.glueAssets of serverless.yml: what the deploy uploads for the Glue job, and where.
+    glue_assets: dict[str, Any] = field(default_factory=dict)
 
 
 def newest_mtime(paths: Iterable[Path]) -> float:
@@ -82,7 +89,14 @@ def package(
     if force or not is_fresh(template_path, repo):
         _run_sls_package(repo, out_dir, stage, region)
     template = json.loads(template_path.read_text(encoding="utf-8"))
-    return PackagedStack(template, _stack_name(out_dir, stage), stage, region, template_path)
+    return PackagedStack(
+        template,
+        _stack_name(out_dir, stage),
+        stage,
+        region,
+        template_path,
+        _service_custom(out_dir).get("glueAssets") or {},
+    )
 
 
 def _run_sls_package(repo: Path, out_dir: Path, stage: str, region: str) -> None:
@@ -114,6 +128,15 @@ def _run_sls_package(repo: Path, out_dir: Path, stage: str, region: str) -> None
         raise PackagingError(f"`{' '.join(command[1:])}` failed:\n{output[-4000:]}")
     if not (out_dir / TEMPLATE_FILE).is_file():
         raise PackagingError(f"sls package wrote no {TEMPLATE_FILE} in {out_dir}")
+
+
+def _service_custom(out_dir: Path) -> dict[str, Any]:
+    """The ``custom`` section of serverless.yml, as the framework resolved it."""
+    try:
+        state = json.loads((out_dir / STATE_FILE).read_text(encoding="utf-8"))
+        return dict(state["service"].get("custom") or {})
+    except (OSError, KeyError, TypeError, ValueError):
+        return {}
 
 
 def _stack_name(out_dir: Path, stage: str) -> str:

@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
+from flightpipe.runtime_info import runtime_versions
+
 
 @dataclass
 class JobSummary:
@@ -32,6 +34,8 @@ class JobSummary:
     finished_at: Optional[str] = None
     timings_s: dict[str, float] = field(default_factory=dict)
     summary_uri: Optional[str] = None
+    # The interpreter and SDK the job ran on (Glue's runtime plus --additional-python-modules).
+    runtime: dict[str, str] = field(default_factory=runtime_versions)
 
     @property
     def succeeded(self) -> bool:

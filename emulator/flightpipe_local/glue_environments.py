@@ -1,0 +1,98 @@
+"""The Python libraries of a Glue job run, installed the way Glue installs them.
+
+A Python shell job gets its code from S3: the script (``ScriptLocation``), the
+wheels and modules named by ``--extra-py-files``, and the PyPI requirements of
+``--additional-python-modules`` (comma-separated, ``name==version``), which Glue
+installs with pip on top of the runtime's own libraries — that is how a job
+changes the version of a preinstalled library
+(https://docs.aws.amazon.com/glue/latest/dg/add-job-python.html#create-python-extra-library,
+https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-etl-glue-arguments.html).
+
+Here pip installs them with the runtime's own interpreter into a directory that
+goes first on the run's ``PYTHONPATH``. Installing from PyPI takes seconds, so a
+directory is built once per distinct set of artifacts and requirements and
+reused by every run that asks for the same set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class EnvironmentBuildError(RuntimeError):
+    """pip could not install a job's libraries (Glue fails the run the same way)."""
+
+
+def split_list(value: str | None) -> list[str]:
+    """A comma-separated job argument as its items."""
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+def _digest(python: Path, wheels: Sequence[Path], requirements: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    digest.update(str(python.resolve()).encode())
+    for requirement in requirements:
+        digest.update(b"\0req:" + requirement.encode())
+    for wheel in wheels:
+        digest.update(b"\0whl:" + wheel.name.encode() + hashlib.sha256(wheel.read_bytes()).digest())
+    return digest.hexdigest()[:24]
+
+
+class JobEnvironments:
+    """Builds and caches the library directories of job runs under ``cache_dir``."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self._cache_dir = cache_dir
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def libraries(
+        self, python: Path, wheels: Sequence[Path], requirements: Sequence[str]
+    ) -> Path:
+        """The directory holding ``wheels`` and ``requirements`` installed for ``python``."""
+        key = _digest(python, wheels, requirements)
+        target = self._cache_dir / key
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if not target.is_dir():
+                self._build(python, wheels, requirements, target)
+        return target
+
+    def _build(
+        self, python: Path, wheels: Sequence[Path], requirements: Sequence[str], target: Path
+    ) -> None:
+        self._cache_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=self._cache_dir))
+        packages = [*requirements, *(str(wheel) for wheel in wheels)]
+        try:
+            if packages:
+                command = [
+                    str(python),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--no-warn-script-location",
+                    "--target",
+                    str(staging),
+                    *packages,
+                ]
+                env = {**os.environ, "PIP_NO_INPUT": "1"}
+                done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+                if done.returncode != 0:
+                    output = (done.stdout + done.stderr).strip()[-2000:]
+                    raise EnvironmentBuildError(
+                        f"installing {', '.join(packages)} failed: {output}"
+                    )
+            os.replace(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
