@@ -49,7 +49,8 @@ def lambda_runtime(name: str) -> Runtime:
         return LAMBDA_RUNTIMES[name]
     except KeyError:
         supported = ", ".join(sorted(LAMBDA_RUNTIMES))
-        raise RuntimeMissingError(f"Lambda runtime {name} is not emulated ({supported} are)")
+        message = f"Lambda runtime {name} is not emulated ({supported} are)"
+        raise RuntimeMissingError(message) from None
 
 
 def glue_runtime(command: dict[str, Any]) -> Runtime:
@@ -58,4 +59,5 @@ def glue_runtime(command: dict[str, Any]) -> Runtime:
     try:
         return GLUE_RUNTIMES[key]
     except KeyError:
-        raise RuntimeMissingError(f"Glue job command {key[0]} on Python {key[1]} is not emulated")
+        message = f"Glue job command {key[0]} on Python {key[1]} is not emulated"
+        raise RuntimeMissingError(message) from None

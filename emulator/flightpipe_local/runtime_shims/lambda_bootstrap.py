@@ -63,7 +63,8 @@ def main():
     for line in sys.stdin:
         request = json.loads(line)
         if init_error is not None:
-            reply = {"error": {**error_payload(init_error), "errorType": "Runtime.ImportModuleError"}}
+            failure = {**error_payload(init_error), "errorType": "Runtime.ImportModuleError"}
+            reply = {"error": failure}
         else:
             context = LambdaContext(request["request_id"], request["deadline_ms"])
             try:
