@@ -688,3 +688,144 @@ def test_every_checkov_skip_says_why(resources):
     ]
     assert skips
     assert [name for name, skip in skips if len(skip.get("comment", "").split()) < 5] == []
+
+
+# ------------------------------------------------------------------ review findings
+
+
+def _retried(state: dict[str, Any]) -> set[str]:
+    return {error for retrier in state["Retry"] for error in retrier["ErrorEquals"]}
+
+
+def test_throttling_errors_the_library_raises_are_retried_with_backoff(states):
+    from flightpipe.retryable import ServiceThrottledError
+    from flightpipe.warehouse import WarehouseThrottledError
+
+    throttled = {
+        "PrepareWarehouse": {ServiceThrottledError.__name__, WarehouseThrottledError.__name__},
+        "StartCrawler": {ServiceThrottledError.__name__},
+        "PollCrawler": {ServiceThrottledError.__name__},
+    }
+    for name, errors in throttled.items():
+        assert errors <= _retried(states[name]), name
+        for retrier in states[name]["Retry"]:
+            if errors & set(retrier["ErrorEquals"]):
+                assert retrier["BackoffRate"] > 1 and retrier["MaxAttempts"] >= 3, name
+
+
+def test_prepare_function_outlives_its_data_api_waits(resources):
+    from flightpipe.warehouse.data_api import LAMBDA_RESERVE_SECONDS
+
+    timeout = resources["PrepareWarehouseLambdaFunction"]["Properties"]["Timeout"]
+    assert timeout > LAMBDA_RESERVE_SECONDS + 30
+    source = (REPO_ROOT / "handlers" / "prepare_warehouse.py").read_text(encoding="utf-8")
+    assert "DataApiWarehouse.within_lambda(" in source
+    assert "DataApiWarehouse(" not in source
+
+
+def test_data_api_statement_actions_only_reach_the_callers_own_statements(resources):
+    (statement,) = [
+        s
+        for _, s in _policy_statements(resources)
+        if "redshift-data:DescribeStatement" in _as_list(s["Action"])
+    ]
+    assert set(statement["Action"]) == {
+        "redshift-data:DescribeStatement",
+        "redshift-data:GetStatementResult",
+        "redshift-data:CancelStatement",
+    }
+    condition = statement["Condition"]["StringEquals"]["redshift-data:statement-owner-iam-userid"]
+    assert condition == {"Fn::Join": ["", ["$", "{aws:userid}"]]}  # renders ${aws:userid}
+
+
+def test_namespace_has_no_default_role_and_copy_role_trusts_only_this_account(resources):
+    assert "DefaultIamRoleArn" not in resources["RedshiftNamespace"]["Properties"]
+    trust = resources["RedshiftCopyRole"]["Properties"]["AssumeRolePolicyDocument"]
+    for statement in trust["Statement"]:
+        assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == {
+            "Ref": "AWS::AccountId"
+        }
+
+
+def test_noncurrent_versions_of_staged_files_expire(resources):
+    rules = resources["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    staging = [r for r in rules if r.get("Prefix") == "staging/" and r["Status"] == "Enabled"]
+    assert any(
+        r.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays", 99) <= 7 for r in staging
+    )
+
+
+def test_pipeline_statements_never_run_with_the_admin_secret(resources):
+    for name in FUNCTIONS:
+        env = resources[name]["Properties"]["Environment"]["Variables"]
+        assert env["REDSHIFT_SECRET_ARN"] == {"Ref": "ExistingSecretArn"}, name
+    (job,) = _of_type(resources, "AWS::Glue::Job").values()
+    assert job["Properties"]["DefaultArguments"]["--redshift_secret_arn"] == {
+        "Ref": "ExistingSecretArn"
+    }
+    # Only the prepare function gets the admin secret, to bootstrap.
+    prepare_env = resources["PrepareWarehouseLambdaFunction"]["Properties"]["Environment"]
+    assert "RedshiftAdminSecret" in json.dumps(
+        prepare_env["Variables"]["REDSHIFT_ADMIN_SECRET_ARN"]
+    )
+    readers = {
+        name
+        for name, s in _policy_statements(resources)
+        if "secretsmanager:GetSecretValue" in _as_list(s["Action"])
+        and "RedshiftAdminSecret" in json.dumps(s["Resource"])
+    }
+    assert readers == {"PrepareWarehouseRole"}
+
+
+def test_lambda_and_job_roles_are_one_database_role_with_iam_credentials(resources):
+    from flightpipe.sql import read_sql
+    from flightpipe.warehouse_setup import PIPELINE_ROLE
+
+    for name in ("PrepareWarehouseRole", "EtlJobRole"):
+        tags = {t["Key"]: t["Value"] for t in resources[name]["Properties"]["Tags"]}
+        assert tags["RedshiftDbRoles"] == PIPELINE_ROLE, name
+    assert f"TO ROLE {PIPELINE_ROLE};" in read_sql("grants.sql")
+    (credentials,) = [
+        s
+        for _, s in _policy_statements(resources)
+        if "redshift-serverless:GetCredentials" in _as_list(s["Action"])
+    ]
+    rendered = json.dumps(list(_branches(credentials["Resource"])))
+    assert "WorkgroupArn" in rendered and "ExistingWorkgroupArn" in rendered
+
+
+def test_prepare_function_writes_only_copy_manifests(resources):
+    writes = [
+        s
+        for name, s in _policy_statements(resources)
+        if name == "PrepareWarehouseRole" and "s3:PutObject" in _as_list(s["Action"])
+    ]
+    assert [s["Resource"] for s in writes] == [{"Fn::Sub": "${DataBucket.Arn}/staging/manifests/*"}]
+
+
+@pytest.mark.parametrize(
+    ("stage", "message"),
+    [
+        # osls itself refuses "_" while resolving ${sls:stage}, before any plugin runs.
+        ("Dev_1", "Invalid stage name. Stage names may contain only ASCII letters, numbers"),
+        # Upper case passes osls; the stage-name plugin stops it before packaging.
+        ("Prod", 'Stage "Prod" cannot be deployed'),
+        ("Dev-1", 'Stage "Dev-1" cannot be deployed'),
+    ],
+)
+def test_a_stage_redshift_would_reject_fails_packaging_with_a_clear_message(stage, message):
+    before = TEMPLATE.stat().st_mtime if TEMPLATE.exists() else None
+    result = _run_credential_free(
+        ["npx", "--no-install", "sls", "package", "--stage", stage, "--region", "us-east-1"]
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert message in output
+    # Nothing was packaged: the template of the last good package is untouched.
+    assert (TEMPLATE.stat().st_mtime if TEMPLATE.exists() else None) == before
+
+
+def test_stage_check_follows_the_redshift_serverless_name_rule():
+    plugin = (REPO_ROOT / ".serverless_plugins" / "stage-name.js").read_text(encoding="utf-8")
+    assert "/^[a-z0-9-]{3,64}$/" in plugin
+    assert "stage-name" in (REPO_ROOT / "serverless.yml").read_text(encoding="utf-8")
