@@ -65,7 +65,7 @@ def test_each_value_rule_rejects_only_its_row_and_says_why():
     assert reasons[4] == "dep_delay 'late' is not a whole number of minutes"
     assert reasons[5] == "arr_delay 99999 is outside the sane bound of ±4000 minutes"
     assert reasons[6] == "carrier is empty"
-    assert "longer than 8 characters" in reasons[7]
+    assert "more than the 8 bytes of the warehouse column" in reasons[7]
 
 
 def test_a_row_breaking_several_rules_lists_every_reason():

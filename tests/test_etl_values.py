@@ -13,6 +13,7 @@ from flightpipe.etl.values import (
     parse_carrier,
     parse_delay,
     parse_flight_date,
+    truncate_utf8,
 )
 
 
@@ -32,7 +33,41 @@ def test_empty_carrier_rejects_the_row(raw, reason):
 def test_carrier_longer_than_the_column_rejects_the_row():
     text, reason = parse_carrier("ABCDEFGHI")
     assert text == ""
-    assert "longer than 8 characters" in reason
+    assert reason == (
+        "carrier 'ABCDEFGHI' is 9 bytes long (9 characters), more than the 8 bytes of the "
+        "warehouse column (carrier VARCHAR(8))"
+    )
+
+
+def test_carrier_limit_counts_utf8_bytes_as_redshift_varchar_does():
+    # 4 two-byte characters fill VARCHAR(8) exactly; 5 of them are 10 bytes.
+    assert parse_carrier("ÉÉÉÉ") == ("ÉÉÉÉ", None)
+    text, reason = parse_carrier("ÉÉÉÉÉ")
+    assert text == ""
+    assert reason == (
+        "carrier 'ÉÉÉÉÉ' is 10 bytes long (5 characters), more than the 8 bytes of the "
+        "warehouse column (carrier VARCHAR(8))"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        ("short", 4096, "short"),
+        ("ÉÉÉÉÉ", 10, "ÉÉÉÉÉ"),
+        ("ÉÉÉÉÉ", 9, "ÉÉÉÉ"),  # never half a character
+        ("✈✈✈", 8, "✈✈"),  # three-byte characters
+        ("a\ud800b", 16, "a?b"),  # a lone surrogate cannot be stored
+    ],
+)
+def test_truncate_utf8_cuts_at_a_character_boundary(text, limit, expected):
+    assert truncate_utf8(text, limit, marker="") == expected
+
+
+def test_truncate_utf8_marks_the_cut_within_the_limit():
+    cut = truncate_utf8("é" * 3000, 4096)
+    assert len(cut.encode("utf-8")) <= 4096
+    assert cut.endswith(" …[truncated]") and cut.startswith("é" * 2000)
 
 
 @pytest.mark.parametrize(

@@ -61,9 +61,11 @@ _SESSION_SETTINGS = (
 # concurrent transaction changed and committed after its snapshot fails (SQLSTATE 40001).
 ISOLATION_LEVELS = {"snapshot": "repeatable read", "serializable": "serializable"}
 DEFAULT_ISOLATION = "snapshot"
-# What Redshift reports when a transaction loses a conflict ("ERROR: 1023 DETAIL:
-# Serializable isolation violation on table - <table id>, ..."):
+# What Redshift reports when a transaction loses a conflict: "ERROR: 1023 DETAIL:
+# Serializable isolation violation on table - [table_id], transactions forming the cycle
+# are: [transaction_id], [transaction_id] (pid:[process_id])":
 # https://docs.aws.amazon.com/redshift/latest/dg/c_serial_isolation-serializable-isolation-troubleshooting.html
+# https://aws.amazon.com/premiumsupport/knowledge-center/redshift-serializable-isolation/
 SERIALIZATION_CONFLICT = "1023 DETAIL: Serializable isolation violation on table"
 _GETDATE_FUNCTION = (
     "CREATE OR REPLACE FUNCTION public.getdate() RETURNS timestamp "
@@ -310,6 +312,7 @@ class RedshiftStandIn:
         if isolation not in ISOLATION_LEVELS:
             raise ValueError(f"isolation must be one of {sorted(ISOLATION_LEVELS)}: {isolation!r}")
         self.isolation = isolation
+        self._last_commit_xid: Optional[str] = None
 
         self._data_dir = Path(data_dir).expanduser().resolve()
         self._data_dir.mkdir(parents=True, exist_ok=True)
@@ -351,14 +354,22 @@ class RedshiftStandIn:
                 if role is not None:
                     connection.execute(f"SET ROLE {_pg_identifier(role)}")
                 with connection.transaction(), connection.cursor() as cursor:
+                    # The transaction id, for Redshift's conflict message; taken right
+                    # before the first statement, where the snapshot is taken anyway.
+                    xid = cursor.execute("SELECT pg_current_xact_id()::text").fetchone()[0]
                     for index, statement in enumerate(statements):
                         results.append(self._run(cursor, statement, index))
             except psycopg.Error as error:
                 index = len(results)
                 # past the last statement: the COMMIT failed (a serializable conflict)
                 failed = statements[index] if index < len(statements) else statements[-1]
-                message = _redshift_message(connection, failed, error)
+                if isinstance(error, psycopg.errors.SerializationFailure):
+                    cycle = (self._last_commit_xid or "unknown", xid)
+                    message = _conflict_message(connection, failed, cycle)
+                else:
+                    message = _redshift_message(connection, failed, error)
                 raise StandInSqlError(message, index) from error
+        self._last_commit_xid = xid
         return results
 
     def close(self) -> None:
@@ -464,8 +475,6 @@ def _object_chunks(body: ObjectBody, copy: CopyFromS3) -> Iterator[bytes]:
 def _redshift_message(connection: psycopg.Connection, statement: str, error: psycopg.Error) -> str:
     """The error as Redshift words it where the stand-in's PostgreSQL words it differently."""
     message = (error.diag.message_primary or str(error)).strip()
-    if isinstance(error, psycopg.errors.SerializationFailure):
-        return _conflict_message(connection, statement, message)
     check = _BYTE_CHECK_NAME.match(error.diag.constraint_name or "")
     if isinstance(error, psycopg.errors.CheckViolation) and check:
         kind = "character varying" if check.group("kind") == "varchar" else "character"
@@ -479,21 +488,23 @@ def _redshift_message(connection: psycopg.Connection, statement: str, error: psy
     return message
 
 
-def _conflict_message(connection: psycopg.Connection, statement: str, cause: str) -> str:
-    """Redshift's text for a transaction that lost a conflict: error 1023, the table's id."""
+def _conflict_message(
+    connection: psycopg.Connection, statement: str, cycle: tuple[str, str]
+) -> str:
+    """Redshift's text for a transaction that lost a conflict: error 1023, the table's id,
+    the two transactions (the last one the stand-in committed, and this one) and its pid."""
     table = _WRITTEN_TABLE.match(statement)
-    table_id: Any = "unknown"
+    table_id: Any = table.group("table") if table else "unknown"
     if table:
         try:
-            row = connection.execute(
-                "SELECT to_regclass(%s)::oid", (table.group("table"),)
-            ).fetchone()
-            table_id = row[0] if row and row[0] is not None else table.group("table")
+            row = connection.execute("SELECT to_regclass(%s)::oid", (table_id,)).fetchone()
+            table_id = row[0] if row and row[0] is not None else table_id
         except psycopg.Error:  # the message matters more than the id
-            table_id = table.group("table")
-    name = f" ({table.group('table')})" if table else ""
-    pid = connection.info.backend_pid
-    return f"{SERIALIZATION_CONFLICT} - {table_id}{name} (pid:{pid}); stand-in cause: {cause}"
+            pass
+    return (
+        f"{SERIALIZATION_CONFLICT} - {table_id}, transactions forming the cycle are: "
+        f"{cycle[0]}, {cycle[1]} (pid:{connection.info.backend_pid})"
+    )
 
 
 def _type_name(cursor: psycopg.Cursor, type_code: int) -> str:

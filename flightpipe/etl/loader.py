@@ -11,14 +11,19 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from flightpipe.etl.values import truncate_utf8
 from flightpipe.sql import render_statements
 from flightpipe.warehouse.port import StatementError, Warehouse
 
 LOADED, REJECTED, FAILED = "LOADED", "REJECTED", "FAILED"
-_ERROR_MAX_CHARS = 4000
+# airlines.load_ledger.error is VARCHAR(4096): 4096 bytes in Redshift, not characters
+# (https://docs.aws.amazon.com/redshift/latest/dg/r_Character_types.html).
+ERROR_MAX_BYTES = 4096
 LOAD_ATTEMPTS = 4
-# Redshift aborts one of two concurrent transactions writing the same table with error 1023;
-# the whole batch was rolled back, so running it again is safe.
+# Redshift aborts a transaction that loses a write conflict with error 1023 ("ERROR: 1023
+# DETAIL: Serializable isolation violation on table - <id>, ..."), under snapshot and
+# serializable isolation alike; the whole batch was rolled back, so running it again is safe.
+# https://docs.aws.amazon.com/redshift/latest/dg/c_serial_isolation-serializable-isolation-troubleshooting.html
 _SERIALIZATION_CONFLICT = "serializable isolation violation"
 
 
@@ -100,7 +105,7 @@ def record_unloaded_attempt(
             rows_read=attempt.rows_read,
             rows_rejected=attempt.rows_rejected,
             unmatched_airport_rows=attempt.unmatched_airport_rows,
-            error=error[:_ERROR_MAX_CHARS],
+            error=truncate_utf8(error, ERROR_MAX_BYTES),
             started_at=attempt.started_at,
             execution_id=attempt.execution_id,
         )

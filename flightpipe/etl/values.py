@@ -12,8 +12,11 @@ import datetime as dt
 import re
 from typing import Optional
 
-# Longest carrier code the warehouse stores (airlines.daily_flights_fact.carrier VARCHAR(8)).
-CARRIER_MAX_LENGTH = 8
+# Longest carrier code the warehouse stores: airlines.daily_flights_fact.carrier and
+# flights_stage.carrier are VARCHAR(8), and Redshift sizes VARCHAR in bytes, not
+# characters (https://docs.aws.amazon.com/redshift/latest/dg/r_Character_types.html):
+# "ÉÉÉÉÉ" is 5 characters but 10 bytes of UTF-8, and would fail the whole COPY.
+CARRIER_MAX_BYTES = 8
 
 # Sane bound for a delay, in minutes: |delay| <= 4000 (about 66 hours). Real
 # delays stay far below it (the BTS sample's largest is under 1,500 minutes),
@@ -34,12 +37,17 @@ Parsed = tuple[str, Optional[str]]
 
 
 def parse_carrier(raw: str) -> Parsed:
-    """A carrier code: surrounding spaces removed, not empty, at most 8 characters."""
+    """A carrier code: surrounding spaces removed, not empty, at most 8 bytes of UTF-8."""
     text = raw.strip()
     if not text:
         return "", "carrier is empty"
-    if len(text) > CARRIER_MAX_LENGTH:
-        return "", f"carrier {text!r} is longer than {CARRIER_MAX_LENGTH} characters"
+    size = utf8_length(text)
+    if size > CARRIER_MAX_BYTES:
+        limit = CARRIER_MAX_BYTES
+        return "", (
+            f"carrier {text!r} is {size} bytes long ({len(text)} characters), more than the "
+            f"{limit} bytes of the warehouse column (carrier VARCHAR({limit}))"
+        )
     return csv_field(text), None
 
 
@@ -99,6 +107,29 @@ def date_from_key(key: str) -> Optional[dt.date]:
         return dt.date(*(int(part) for part in match.groups()))
     except ValueError:
         return None
+
+
+def utf8_length(text: str) -> int:
+    """How many bytes ``text`` takes in UTF-8: what a Redshift ``VARCHAR(n)`` limit counts."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def truncate_utf8(text: str, max_bytes: int, marker: str = " …[truncated]") -> str:
+    """``text`` cut to at most ``max_bytes`` bytes of UTF-8, never inside a character.
+
+    When it has to cut, it ends with ``marker`` (within the limit), so a reader
+    knows the text goes on. Characters UTF-8 cannot encode (lone surrogates)
+    become ``?``, as the warehouse could not store them either.
+    """
+    data = text.encode("utf-8", "replace")
+    if len(data) <= max_bytes:
+        return data.decode("utf-8")
+    tail = marker.encode("utf-8")
+    if len(tail) >= max_bytes:
+        tail = b""
+    # A cut inside a multibyte character leaves an incomplete sequence at the end:
+    # "ignore" drops just those bytes, as the prefix before them is valid UTF-8.
+    return data[: max_bytes - len(tail)].decode("utf-8", "ignore") + tail.decode("utf-8")
 
 
 def csv_field(text: str) -> str:
