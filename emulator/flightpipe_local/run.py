@@ -20,6 +20,7 @@ from flightpipe.s3keys import candidate_keys
 from flightpipe_local.stack import LocalStack
 
 INCOMING_PREFIX = "incoming/"
+REPORTS_PREFIX = "reports/"
 AIRPORTS_KEY = "dimensions/airports.csv"
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 LEDGER_QUERY = (
@@ -47,6 +48,11 @@ class FileOutcome:
     rows_rejected: int = 0
     unmatched_airport_rows: int = 0
     error: Optional[str] = None
+    # What the job and the Lambdas ran on, as each recorded it: the job in its summary
+    # (reports/<execution>.json), each Lambda in its result.
+    runtimes: dict[str, Optional[dict[str, str]]] = field(
+        default_factory=lambda: {"job": None, "lambda": None}
+    )
     execution_arn: Optional[str] = field(default=None, repr=False)
 
     def as_json(self) -> dict[str, Any]:
@@ -183,9 +189,24 @@ class PipelineRunner:
             for name in ("rows_read", "rows_loaded", "rows_rejected", "unmatched_airport_rows"):
                 result.__setattr__(name, int(ledger[name] or 0))
             result.error = ledger["error"]
+        history = self._history(upload.execution_arn)
         if result.error is None and execution["status"] != "SUCCEEDED":
-            result.error = execution_error(self._history(upload.execution_arn), execution)
+            result.error = execution_error(history, execution)
+        result.runtimes = {
+            "job": self.job_runtime(execution["name"]),
+            "lambda": lambda_runtime(history),
+        }
         return result
+
+    def job_runtime(self, execution_name: str) -> Optional[dict[str, str]]:
+        """The runtime the job recorded in its summary (None when it wrote none)."""
+        try:
+            body = self._s3.get_object(
+                Bucket=self.stack.bucket, Key=f"{REPORTS_PREFIX}{execution_name}.json"
+            )["Body"].read()
+            return json.loads(body).get("runtime")
+        except Exception:  # no summary: the job did not run, or failed before writing it
+            return None
 
     def ledger_row(self, execution_arn: str) -> Optional[dict[str, Any]]:
         standin = self.stack.standin
@@ -193,6 +214,22 @@ class PipelineRunner:
             return None
         rows = standin.query(LEDGER_QUERY.format(arn=sql_literal(execution_arn))).as_dicts()
         return rows[0] if rows else None
+
+
+def lambda_runtime(history: Iterable[dict[str, Any]]) -> Optional[dict[str, str]]:
+    """The runtime the execution's Lambda tasks reported in their results (the last one)."""
+    found = None
+    for event in history:
+        details = event.get("taskSucceededEventDetails") or {}
+        if details.get("resourceType") != "lambda":
+            continue
+        try:
+            payload = json.loads(details.get("output") or "{}").get("Payload")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(payload, dict) and isinstance(payload.get("runtime"), dict):
+            found = payload["runtime"]
+    return found
 
 
 def _same_key(document: dict[str, Any], upload: Upload) -> bool:
