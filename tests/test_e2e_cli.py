@@ -22,6 +22,7 @@ FILE_FIELDS = {
     "rows_rejected": (int,),
     "unmatched_airport_rows": (int,),
     "error": (str, type(None)),
+    "runtimes": (dict,),
 }
 
 

@@ -5,17 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
-import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from flightpipe_local.deploy import Deployment, DeploymentError, Resolver, Resource, creation_order
 from flightpipe_local.moto_events import apply_input_transformer, normalise_s3_event, target_input
 from flightpipe_local.moto_glue_crawler import infer_columns, infer_type, table_name
-from flightpipe_local.moto_glue_jobs import script_argv, script_path
-from flightpipe_local.moto_lambda import HandlerLoader, invoke_handler
+from flightpipe_local.moto_glue_jobs import error_message, script_argv
 from flightpipe_local.moto_redshift_data import field_value
 from flightpipe_local.run import cause_message, describe_event
 
@@ -84,10 +81,15 @@ def test_crawler_infers_lower_cased_columns_from_the_header() -> None:
     assert table_name("incoming/My-File.CSV") == "my_file"
 
 
-def test_job_scripts_get_glue_style_arguments(tmp_path: Path) -> None:
-    script = script_path(tmp_path, "s3://b/glue/scripts/flight_etl.py")
-    assert script == tmp_path / "flight_etl.py"
-    argv = script_argv(script, "job", "jr_1", {"--bucket": "b", "--key": "k"})
+def test_job_scripts_get_glue_style_arguments_without_glue_s_own_settings(tmp_path: Path) -> None:
+    script = tmp_path / "flight_etl.py"
+    arguments = {
+        "library-set": "analytics",
+        "--additional-python-modules": "boto3==1.42.97",
+        "--bucket": "b",
+        "--key": "k",
+    }
+    argv = script_argv(script, "job", "jr_1", arguments)
     assert argv == [
         str(script),
         "--bucket",
@@ -165,32 +167,11 @@ def test_progress_lines_name_states_and_failure_causes() -> None:
     assert cause_message(lambda_cause) == "boom"
 
 
-def test_lambda_handlers_run_in_process_with_their_environment_and_real_error_names(
-    tmp_path: Path,
-) -> None:
-    (tmp_path / "handlers").mkdir()
-    (tmp_path / "handlers" / "probe.py").write_text(
-        "import os\n"
-        "class CrawlerRunningException(RuntimeError):\n"
-        "    pass\n"
-        "def handler(event, context):\n"
-        "    if event.get('busy'):\n"
-        "        raise CrawlerRunningException('crawler busy')\n"
-        "    return {'crawler': os.environ['CRAWLER_NAME'], 'fn': context.function_name}\n"
+def test_a_failed_job_run_reports_the_message_of_the_script_s_last_exception() -> None:
+    output = (
+        'INFO loading\nTraceback (most recent call last):\n  File "x.py", line 3\n'
+        "botocore.exceptions.ParamValidationError: Parameter validation failed:\n"
+        "flightpipe.etl.job.JobFailed: file rejected: no header\n"
     )
-    function = SimpleNamespace(
-        function_name="probe",
-        function_arn="arn:aws:lambda:us-east-1:123456789012:function:probe",
-        handler="handlers/probe.handler",
-        memory_size=128,
-        timeout=3,
-        environment_vars={"CRAWLER_NAME": "incoming"},
-    )
-    loader = HandlerLoader(tmp_path)
-    payload, errored, _ = invoke_handler(loader, function, "{}", {})
-    assert (json.loads(payload), errored) == ({"crawler": "incoming", "fn": "probe"}, False)
-    assert "CRAWLER_NAME" not in os.environ
-    payload, errored, logs = invoke_handler(loader, function, '{"busy": true}', {})
-    error = json.loads(payload)
-    assert errored and error["errorType"] == "CrawlerRunningException"
-    assert error["errorMessage"] == "crawler busy" and "CrawlerRunningException" in logs
+    assert error_message(output, 1) == "file rejected: no header"
+    assert error_message("Killed\n", 137) == "script exited with status 137"
