@@ -8,6 +8,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from flightpipe.runtime_info import runtime_versions
 from flightpipe.settings import FunctionSettings
 from flightpipe.warehouse import DataApiWarehouse, WarehouseTarget
 from flightpipe.warehouse_setup import prepare_warehouse
@@ -39,4 +40,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         target=target,
     )
     logger.info("warehouse ready", extra=result)
-    return result
+    return {**result, "runtime": runtime_versions()}
