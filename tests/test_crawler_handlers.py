@@ -9,6 +9,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.glue.models import glue_backends
 
 from flightpipe.crawler import CrawlerRunningException
+from flightpipe.runtime_info import runtime_versions
 from handlers import poll_crawler, start_crawler
 
 CRAWLER = "flightpipe-test-incoming"
@@ -38,7 +39,7 @@ def glue(monkeypatch):
 
 def test_start_crawler_starts_the_configured_crawler(glue):
     result = start_crawler.handler({"key": "incoming/a.csv"}, FakeLambdaContext())
-    assert result == {"crawler": CRAWLER, "started": True}
+    assert result == {"crawler": CRAWLER, "started": True, "runtime": runtime_versions()}
     assert glue.get_crawler(Name=CRAWLER)["Crawler"]["State"] == "RUNNING"
 
 
@@ -69,6 +70,7 @@ def test_poll_of_a_never_run_crawler_has_no_last_crawl(glue):
         "state": "READY",
         "last_crawl_status": None,
         "last_crawl_error": None,
+        "runtime": runtime_versions(),
     }
 
 
