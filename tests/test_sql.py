@@ -38,9 +38,14 @@ def test_nul_characters_are_refused():
 def test_rendered_values_cannot_break_out_of_their_literal():
     statements = render_statements(
         "load_airports.sql",
+        manifest_uri="s3://b/staging/manifests/x'; DROP TABLE airlines.airports_dim; --.manifest",
         source_uri="s3://b/dimensions/x'; DROP TABLE airlines.airports_dim; --.csv",
         source_version="v1",
         iam_role="arn:aws:iam::1:role/r",
     )
     assert len(statements) == 5
-    assert "FROM 's3://b/dimensions/x''; DROP TABLE airlines.airports_dim; --.csv'" in statements[2]
+    assert (
+        "FROM 's3://b/staging/manifests/x''; DROP TABLE airlines.airports_dim; --.manifest'"
+        in statements[2]
+    )
+    assert "'s3://b/dimensions/x''; DROP TABLE airlines.airports_dim; --.csv'" in statements[4]
