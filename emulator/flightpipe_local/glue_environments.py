@@ -53,9 +53,7 @@ class JobEnvironments:
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
-    def libraries(
-        self, python: Path, wheels: Sequence[Path], requirements: Sequence[str]
-    ) -> Path:
+    def libraries(self, python: Path, wheels: Sequence[Path], requirements: Sequence[str]) -> Path:
         """The directory holding ``wheels`` and ``requirements`` installed for ``python``."""
         key = _digest(python, wheels, requirements)
         target = self._cache_dir / key
