@@ -5,6 +5,16 @@
 -- Parameters (already-quoted SQL literals): ${staged_uri}, ${iam_role}, ${source_file},
 -- ${source_version}, ${load_id}, ${rows_read}, ${rows_rejected},
 -- ${unmatched_airport_rows}, ${started_at}, ${execution_id}.
+--
+-- The LOCK comes first, before anything that takes the transaction's snapshot (CREATE TABLE,
+-- COPY, DELETE: https://docs.aws.amazon.com/redshift/latest/dg/c_serial_isolation.html).
+-- Loads of the fact table then run one after the other, each seeing the rows the previous one
+-- committed: two loads of the same new file can no longer both delete nothing and both insert
+-- (under snapshot isolation they would, duplicating the file), and two replacements of the same
+-- rows wait instead of failing with a serializable isolation violation ("force serialization by
+-- locking all tables": https://repost.aws/knowledge-center/redshift-serializable-isolation).
+
+LOCK airlines.daily_flights_fact;
 
 CREATE TEMP TABLE flights_stage (
     carrier        VARCHAR(8),

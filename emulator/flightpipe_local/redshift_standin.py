@@ -354,10 +354,13 @@ class RedshiftStandIn:
                 if role is not None:
                     connection.execute(f"SET ROLE {_pg_identifier(role)}")
                 with connection.transaction(), connection.cursor() as cursor:
-                    # The transaction id, for Redshift's conflict message; taken right
-                    # before the first statement, where the snapshot is taken anyway.
-                    xid = cursor.execute("SELECT pg_current_xact_id()::text").fetchone()[0]
+                    xid = "unknown"
                     for index, statement in enumerate(statements):
+                        if xid == "unknown" and not _takes_no_snapshot(statement):
+                            # The transaction id, for Redshift's conflict message; taken right
+                            # before the first statement that takes the snapshot, which this
+                            # SELECT then takes at the same point.
+                            xid = cursor.execute("SELECT pg_current_xact_id()::text").fetchone()[0]
                         results.append(self._run(cursor, statement, index))
             except psycopg.Error as error:
                 index = len(results)
@@ -486,6 +489,19 @@ def _redshift_message(connection: psycopg.Connection, statement: str, error: psy
             where = f"; {error.diag.context.strip()}" if error.diag.context else ""
             message = f"Load into table '{error.diag.table_name}' failed: {message}{where}"
     return message
+
+
+def _takes_no_snapshot(statement: str) -> bool:
+    """Whether ``statement`` leaves the transaction's snapshot untaken, as Redshift's LOCK does.
+
+    Redshift takes a transaction's snapshot at its first SELECT, DML or CREATE/ALTER/DROP
+    TABLE (https://docs.aws.amazon.com/redshift/latest/dg/c_serial_isolation.html), so a
+    transaction that starts with LOCK sees what was committed before it got the lock.
+    """
+    code = "\n".join(
+        line for line in statement.splitlines() if not line.lstrip().startswith("--")
+    ).lstrip()
+    return code[:5].upper() == "LOCK " or code[:5].upper() == "LOCK\n"
 
 
 def _conflict_message(

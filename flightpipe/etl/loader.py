@@ -75,8 +75,9 @@ def load_staged_file(
 ) -> None:
     """Replace the file's fact rows and write its LOADED ledger row, all or nothing.
 
-    Concurrent uploads load into the same fact table; a batch that loses a
-    serialization conflict is run again with backoff.
+    Concurrent uploads load into the same fact table: the batch locks it first, so loads
+    run one after the other. A batch that still loses a serialization conflict (a writer
+    outside the pipeline, a cluster on serializable isolation) is run again with backoff.
     """
     statements = load_statements(attempt, staged_uri, iam_role)
     for number in range(1, attempts + 1):
