@@ -11,7 +11,8 @@ https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-etl-glue-argumen
 Here pip installs them with the runtime's own interpreter into a directory that
 goes first on the run's ``PYTHONPATH``. Installing from PyPI takes seconds, so a
 directory is built once per distinct set of artifacts and requirements and
-reused by every run that asks for the same set.
+reused by every run that asks for the same set; the few most recently built
+are kept, older ones removed.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ def _digest(python: Path, wheels: Sequence[Path], requirements: Sequence[str]) -
 class JobEnvironments:
     """Builds and caches the library directories of job runs under ``cache_dir``."""
 
-    def __init__(self, cache_dir: Path) -> None:
+    def __init__(self, cache_dir: Path, keep: int = 4) -> None:
         self._cache_dir = cache_dir
+        self._keep = keep
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -62,7 +64,16 @@ class JobEnvironments:
         with lock:
             if not target.is_dir():
                 self._build(python, wheels, requirements, target)
+                self._prune(keep=target)
         return target
+
+    def _prune(self, keep: Path) -> None:
+        """Remove all but the most recently built directories (never ``keep``)."""
+        built = [p for p in self._cache_dir.iterdir() if p.is_dir() and "." not in p.name]
+        built.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in built[self._keep :]:
+            if old != keep:
+                shutil.rmtree(old, ignore_errors=True)
 
     def _build(
         self, python: Path, wheels: Sequence[Path], requirements: Sequence[str], target: Path
