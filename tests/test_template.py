@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rule_keys
 
 pytestmark = pytest.mark.template
 
@@ -254,7 +255,7 @@ def _crawler_input(state: str, last_status: str | None, attempts: int) -> dict[s
 # ------------------------------------------------------------------ bucket and rule
 
 
-def test_one_rule_starts_the_pipeline_for_csv_files_under_incoming_of_the_data_bucket(resources):
+def test_one_rule_starts_the_pipeline_for_every_object_under_incoming_of_the_data_bucket(resources):
     rules = _of_type(resources, "AWS::Events::Rule")
     assert len(rules) == 1
     rule = next(iter(rules.values()))["Properties"]
@@ -262,10 +263,36 @@ def test_one_rule_starts_the_pipeline_for_csv_files_under_incoming_of_the_data_b
     assert pattern["source"] == ["aws.s3"]
     assert pattern["detail-type"] == ["Object Created"]
     assert pattern["detail"]["bucket"]["name"] == [{"Ref": "DataBucket"}]
-    assert pattern["detail"]["object"]["key"] == [{"wildcard": "incoming/*.csv"}]
+    assert pattern["detail"]["object"]["key"] == [{"prefix": "incoming/"}]
     assert rule.get("EventBusName", "default") == "default"
     (target,) = rule["Targets"]
     assert target["Arn"] == {"Ref": "PipelineStateMachine"}
+
+
+def _packaged_rule_pattern(resources: dict[str, Any]) -> dict[str, Any]:
+    """The rule's pattern as deployed, the data bucket's name in place of its Ref."""
+    (rule,) = _of_type(resources, "AWS::Events::Rule").values()
+    text = json.dumps(rule["Properties"]["EventPattern"])
+    return json.loads(text.replace(json.dumps({"Ref": "DataBucket"}), json.dumps(rule_keys.BUCKET)))
+
+
+@pytest.mark.parametrize(
+    ("key", "starts"), rule_keys.KEYS, ids=[k or "<empty>" for k, _ in rule_keys.KEYS]
+)
+def test_the_packaged_rule_matches_exactly_the_objects_created_under_incoming(
+    resources, key, starts
+):
+    pattern = _packaged_rule_pattern(resources)
+    assert rule_keys.documented_match(pattern, rule_keys.object_created(key)) is starts
+
+
+def test_the_packaged_rule_ignores_other_buckets_and_other_s3_events(resources):
+    pattern = _packaged_rule_pattern(resources)
+    key = "incoming/flights.csv"
+    assert rule_keys.documented_match(pattern, rule_keys.object_created(key))
+    assert not rule_keys.documented_match(pattern, rule_keys.object_created(key, bucket="other"))
+    deleted = rule_keys.object_created(key, detail_type="Object Deleted")
+    assert not rule_keys.documented_match(pattern, deleted)
 
 
 def test_rule_input_carries_bucket_key_size_etag_and_version_id_as_json_values(resources):
