@@ -23,6 +23,7 @@ from flightpipe.etl.errors import FileRejected
 from flightpipe.etl.job_args import JobArgs
 from flightpipe.etl.layouts import ColumnMap, resolve_columns
 from flightpipe.etl.reader import DEFAULT_BLOCK_BYTES, CsvRecordReader
+from flightpipe.etl.sources import Source, open_source
 from flightpipe.etl.staging import (
     RejectsFile,
     StagedRowsFile,
@@ -179,13 +180,14 @@ def _read_and_validate(
     summary: JobSummary,
     block_bytes: int,
 ) -> _Read:
-    request = {"Bucket": args.bucket, "Key": args.key}
-    if args.version_id:
-        request["VersionId"] = args.version_id
-    body = s3.get_object(**request)["Body"]
     read = _Read()
+    source: Optional[Source] = None
     try:
-        reader = CsvRecordReader(body, block_bytes)
+        source = open_source(s3, args.bucket, args.key, args.version_id)
+        summary.source_format = source.format
+        summary.source_member = source.member
+        summary.ignored_members = list(source.ignored_members)
+        reader = CsvRecordReader(source.stream, block_bytes)
         _, header = reader.header()
         read.columns = resolve_columns(_header_fields(header))
         key_date = date_from_key(args.key)
@@ -202,7 +204,8 @@ def _read_and_validate(
             read.unknown_airport_ids |= result.unknown_airport_ids
         summary.blank_lines = reader.blank_lines
     finally:
-        body.close()
+        if source is not None:
+            source.close()
         staged.close()
         rejects.close()
     if read.rows_read != read.rows_valid + rejects.count:

@@ -18,6 +18,10 @@ class JobSummary:
     source_file: str
     source_version: Optional[str] = None
     execution_id: Optional[str] = None
+    # What the object was (csv, gzip, bzip2, zip), the zip's CSV member, its other files.
+    source_format: Optional[str] = None
+    source_member: Optional[str] = None
+    ignored_members: list[str] = field(default_factory=list)
     layout: Optional[str] = None
     flight_date_source: Optional[str] = None
     rows_read: int = 0
