@@ -6,7 +6,22 @@ objects under each S3 target, infers their columns (header names, lower-cased,
 typed ``bigint``/``double``/``string`` from a sample of rows) into a catalog table
 and ends the crawl COMPLETED, or FAILED with an error message when the target
 cannot be read. Objects that are not readable CSV are skipped, as Glue's CSV
-classifier does: rejecting such files is the ETL job's business. ``GetCrawler``
+classifier does: rejecting such files is the ETL job's business.
+
+Compressed objects are classified as Glue's built-in classifiers classify them:
+"Files in the following compressed formats can be classified: ZIP (supported for
+archives containing only a single file) ..., BZIP, GZIP, LZ4, Snappy"
+(https://docs.aws.amazon.com/glue/latest/dg/add-classifier.html), and "if the file
+that is crawled is compressed, the crawler must download it to process it ... it
+interrogates files to determine their format and compression type and writes these
+properties into the Data Catalog" (https://docs.aws.amazon.com/glue/latest/dg/crawler-running.html).
+So the compression is recognised from the object's first bytes, never its name: gzip
+(also several members), bzip2 and a ZIP archive holding one file are decompressed and
+their CSV inferred, and the table records ``compressionType`` (``gzip``, ``bzip2``,
+``zip``, or ``none``). A ZIP archive of several files is skipped, as Glue leaves it
+unclassified; LZ4 and Snappy, which Glue reads but this emulator does not, are skipped
+too (logged), as is anything else that is not CSV text — never failing the crawl.
+``GetCrawler``
 then shows ``READY`` and a ``LastCrawl`` with AWS's status names
 (``SUCCEEDED``/``FAILED``/``CANCELLED``) and ``ErrorMessage``. Tests make the next
 crawl of a crawler fail with :meth:`CrawlerEmulator.fail_next`.
@@ -14,12 +29,18 @@ crawl of a crawler fail with :meth:`CrawlerEmulator.fail_next`.
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
 import logging
 import re
+import shutil
 import sys
+import tempfile
 import threading
 import time
+import zipfile
+import zlib
 from collections.abc import Iterable
 from fnmatch import fnmatch
 from typing import Any, Callable, Optional
@@ -38,6 +59,16 @@ LOG = logging.getLogger(__name__)
 _SAMPLE_BYTES = 256 * 1024
 _SAMPLE_ROWS = 500
 _LAST_CRAWL_STATUS = {"COMPLETED": "SUCCEEDED", "FAILED": "FAILED", "STOPPED": "CANCELLED"}
+# Compression by the object's first bytes: Glue interrogates the file, not its name.
+_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2"),
+    (b"PK\x03\x04", "zip"),
+    (b"PK\x05\x06", "zip"),  # an empty archive
+    (b"\x04\x22\x4d\x18", "lz4"),
+    (b"\xff\x06\x00\x00sNaPpY", "snappy"),
+)
+_MAGIC_BYTES = max(len(magic) for magic, _ in _MAGIC)
 _INTEGER = re.compile(r"^[+-]?\d+$")
 _DECIMAL = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -83,9 +114,69 @@ def infer_columns(head: bytes, name: str) -> list[dict[str, str]]:
     return columns
 
 
+def compression_of(head: bytes) -> str:
+    """The compression an object's first bytes show: ``gzip``, ``bzip2``, ``zip``, ``lz4``,
+    ``snappy`` (framed), else ``none``."""
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    return "none"
+
+
+def decompressed_sample(body: Any, compression: str, name: str) -> bytes:
+    """The first bytes (up to the sample size) of a ``gzip`` or ``bzip2`` stream, or of the
+    one file in a ``zip`` archive; ``body`` is a binary file object (seekable for ``zip``).
+
+    Raises :class:`CrawlError` when the object cannot be classified: a damaged stream, an
+    archive of several files (Glue classifies single-file archives only), a compression
+    this emulator does not read.
+    """
+    try:
+        if compression == "gzip":
+            with gzip.GzipFile(fileobj=body, mode="rb") as stream:
+                return _read_sample(stream)
+        if compression == "bzip2":
+            with bz2.BZ2File(body, mode="rb") as stream:
+                return _read_sample(stream)
+        if compression == "zip":
+            with zipfile.ZipFile(body) as archive:
+                files = [info for info in archive.infolist() if not info.is_dir()]
+                if len(files) != 1:
+                    raise CrawlError(
+                        f"{name}: ZIP archive of {len(files)} files; Glue classifies ZIP "
+                        "archives containing only a single file"
+                    )
+                with archive.open(files[0]) as stream:
+                    return _read_sample(stream)
+    except CrawlError:
+        raise
+    except (
+        OSError,
+        EOFError,
+        zlib.error,
+        zipfile.BadZipFile,
+        RuntimeError,
+        NotImplementedError,
+    ) as error:
+        raise CrawlError(f"{name}: unreadable {compression} data ({error})") from error
+    raise CrawlError(f"{name}: {compression} compression is not read by the local crawler")
+
+
+def _read_sample(stream: Any) -> bytes:
+    chunks, size = [], 0
+    while size < _SAMPLE_BYTES:
+        chunk = stream.read(_SAMPLE_BYTES - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def table_name(path: str) -> str:
     """A catalog table name for an S3 path, as the crawler derives it."""
     last = [part for part in path.rstrip("/").split("/") if part][-1]
+    last = re.sub(r"\.(gz|gzip|bz2|zip)$", "", last, flags=re.I)
     last = re.sub(r"\.csv$", "", last, flags=re.I)
     return re.sub(r"[^a-z0-9_]", "_", last.lower())
 
@@ -143,31 +234,48 @@ class CrawlerEmulator:
             if not any(fnmatch(key[len(prefix) :], pattern) for pattern in exclusions)
         ]
         schemas: dict[str, list[dict[str, str]]] = {}
+        compressions: dict[str, str] = {}
         for key in objects:
             try:
-                schemas[key] = infer_columns(self._head(bucket, key), f"s3://{bucket}/{key}")
+                sample, compressions[key] = self._sample(bucket, key)
+                schemas[key] = infer_columns(sample, f"s3://{bucket}/{key}")
             except CrawlError as skipped:
                 LOG.info("crawler %s skips %s", crawler.name, skipped)
         if not schemas:
             return
         layouts = {tuple(c["Name"] for c in columns) for columns in schemas.values()}
         if len(layouts) == 1:
+            kinds = {compressions[key] for key in schemas}
             self._write_table(
                 crawler,
                 table_name(target["Path"]),
                 f"s3://{bucket}/{prefix}",
                 next(iter(schemas.values())),
+                kinds.pop() if len(kinds) == 1 else None,
             )
             return
         for key, columns in schemas.items():
-            self._write_table(crawler, table_name(key), f"s3://{bucket}/{key}", columns)
+            self._write_table(
+                crawler, table_name(key), f"s3://{bucket}/{key}", columns, compressions[key]
+            )
 
-    def _head(self, bucket: str, key: str) -> bytes:
+    def _sample(self, bucket: str, key: str) -> tuple[bytes, str]:
+        """The first bytes of an object's CSV text, decompressed, and its compression."""
+        name = f"s3://{bucket}/{key}"
         s3 = self._s3()
         if s3.head_object(Bucket=bucket, Key=key)["ContentLength"] == 0:
-            return b""
+            return b"", "none"
         response = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{_SAMPLE_BYTES - 1}")
-        return response["Body"].read()
+        head = response["Body"].read()
+        compression = compression_of(head[:_MAGIC_BYTES])
+        if compression == "none":
+            return head, compression
+        # A compressed object is downloaded to be read (a ZIP archive's directory is at its end).
+        with tempfile.TemporaryFile() as local:
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+            shutil.copyfileobj(body, local, 1024 * 1024)
+            local.seek(0)
+            return decompressed_sample(local, compression, name), compression
 
     def _keys(self, bucket: str, prefix: str) -> list[str]:
         paginator = self._s3().get_paginator("list_objects_v2")
@@ -179,12 +287,20 @@ class CrawlerEmulator:
         ]
 
     def _write_table(
-        self, crawler: Any, name: str, location: str, columns: list[dict[str, str]]
+        self,
+        crawler: Any,
+        name: str,
+        location: str,
+        columns: list[dict[str, str]],
+        compression: Optional[str] = "none",
     ) -> None:
+        parameters = {"classification": "csv", "skip.header.line.count": "1"}
+        if compression is not None:  # objects of one table compressed differently: not recorded
+            parameters["compressionType"] = compression
         table = {
             "Name": (crawler.table_prefix or "") + name,
             "TableType": "EXTERNAL_TABLE",
-            "Parameters": {"classification": "csv", "skip.header.line.count": "1"},
+            "Parameters": parameters,
             "StorageDescriptor": {
                 "Columns": columns,
                 "Location": location,
