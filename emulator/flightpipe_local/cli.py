@@ -24,6 +24,7 @@ FACT_SAMPLE_SQL = (
     "ORDER BY flight_date NULLS LAST, carrier, dep_airport_id LIMIT 5"
 )
 EXIT_OK, EXIT_STACK_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_START_TIMEOUT_S = 30.0  # flightpipe_local.run.DEFAULT_START_TIMEOUT_S, without the import
 
 
 def add_parser(subparsers: Any) -> None:
@@ -42,6 +43,14 @@ def add_parser(subparsers: Any) -> None:
     run.add_argument(
         "--airports", type=Path, help=f"airports dimension CSV (default {DEFAULT_AIRPORTS})"
     )
+    run.add_argument(
+        "--start-timeout",
+        type=_positive_seconds,
+        default=DEFAULT_START_TIMEOUT_S,
+        metavar="SECONDS",
+        help="report a file whose upload starts no execution within this time and go on "
+        f"to the next (default {DEFAULT_START_TIMEOUT_S:g})",
+    )
     _add_encode_event_keys(run)
     run.set_defaults(handler=cmd_run)
 
@@ -59,6 +68,16 @@ def add_parser(subparsers: Any) -> None:
     )
     _add_encode_event_keys(up)
     up.set_defaults(handler=cmd_up)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
+    return value
 
 
 def _add_encode_event_keys(parser: argparse.ArgumentParser) -> None:
@@ -144,7 +163,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 stack.notices.on_notice = (
                     (lambda n: _print(out, notice_line(n))) if progress else None
                 )
-                runner = PipelineRunner(stack, progress)
+                runner = PipelineRunner(stack, progress, start_timeout_s=args.start_timeout)
                 runner.upload_airports(Path(airports))
                 outcomes = runner.run_files(files)
                 report = run_report(outcomes, stack)

@@ -4,7 +4,8 @@ Files are uploaded with ``PutObject`` to ``incoming/<name>``; the bucket's
 EventBridge notification, the rule and the state machine do the rest. Nothing
 here starts an execution. Each upload's execution is found by its input (key and
 object version), followed event by event, and summarised from the execution and
-the warehouse's load ledger.
+the warehouse's load ledger. An upload that starts no execution within a bound
+(the rule did not match it) is reported as such, and the run goes on.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ INCOMING_PREFIX = "incoming/"
 REPORTS_PREFIX = "reports/"
 AIRPORTS_KEY = "dimensions/airports.csv"
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+# How long an upload may take to start its execution (the S3 event and the rule are
+# synchronous in the emulator: a second is plenty; more than this means none will start).
+DEFAULT_START_TIMEOUT_S = 30.0
 LEDGER_QUERY = (
     "SELECT status, rows_read, rows_loaded, rows_rejected, unmatched_airport_rows, error "
     "FROM airlines.load_ledger WHERE execution_id = {arn} ORDER BY started_at DESC LIMIT 1"
@@ -71,6 +75,9 @@ class Upload:
     etag: str
     execution_arn: Optional[str] = None
     seen_events: int = 0
+    uploaded_at: float = field(default_factory=time.monotonic)
+    # Why the upload has no execution (none started within the bound), once given up on.
+    no_execution: Optional[str] = None
 
 
 def sql_literal(value: str) -> str:
@@ -81,11 +88,16 @@ class PipelineRunner:
     """Uploads files to a running :class:`LocalStack` and follows their executions."""
 
     def __init__(
-        self, stack: LocalStack, progress: Optional[Progress] = None, timeout_s: float = 300.0
+        self,
+        stack: LocalStack,
+        progress: Optional[Progress] = None,
+        timeout_s: float = 300.0,
+        start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
     ) -> None:
         self.stack = stack
         self._progress = progress or (lambda message: None)
         self._timeout = timeout_s
+        self._start_timeout = start_timeout_s
         self._s3 = stack.client("s3")
         self._sfn = stack.client("stepfunctions")
         self._known: set[str] = set()
@@ -103,21 +115,36 @@ class PipelineRunner:
         self._progress(f"uploaded {path.name} -> s3://{self.stack.bucket}/{key}")
         return upload
 
-    def run_files(self, paths: Sequence[Path], concurrent: bool = False) -> list[FileOutcome]:
-        """Upload each file and wait for its execution: in order, or all at once."""
+    def run_files(
+        self,
+        paths: Sequence[Path],
+        concurrent: bool = False,
+        keys: Optional[Sequence[Optional[str]]] = None,
+    ) -> list[FileOutcome]:
+        """Upload each file and wait for its execution: in order, or all at once.
+
+        ``keys`` puts each file at that key instead of ``incoming/<name>``.
+        """
+        targets = list(keys) if keys is not None else [None] * len(paths)
+        if len(targets) != len(paths):
+            raise ValueError("one key per file")
         outcomes = []
         if concurrent:
-            uploads = [self.upload(path) for path in paths]
+            uploads = [self.upload(path, key) for path, key in zip(paths, targets)]
             self.wait(uploads)
             return [self.outcome(upload) for upload in uploads]
-        for path in paths:
-            upload = self.upload(path)
+        for path, key in zip(paths, targets):
+            upload = self.upload(path, key)
             self.wait([upload])
             outcomes.append(self.outcome(upload))
         return outcomes
 
     def wait(self, uploads: Sequence[Upload]) -> None:
-        """Follow the uploads' executions until all have ended, reporting each state."""
+        """Follow the uploads' executions until all have ended, reporting each state.
+
+        An upload whose execution has not started within the start bound is given up on
+        (:attr:`Upload.no_execution` says so); the others are still followed.
+        """
         deadline = time.monotonic() + self._timeout
         pending = list(uploads)
         while pending:
@@ -126,7 +153,16 @@ class PipelineRunner:
                     self._find_execution(upload)
                 if upload.execution_arn is not None:
                     self._follow(upload)
-            pending = [u for u in pending if u.execution_arn is None or not self._ended(u)]
+                elif time.monotonic() - upload.uploaded_at > self._start_timeout:
+                    upload.no_execution = (
+                        f"no execution started within {self._start_timeout:g}s for {upload.key}"
+                    )
+                    self._progress(f"{upload.file.name}: {upload.no_execution}")
+            pending = [
+                u
+                for u in pending
+                if u.no_execution is None and (u.execution_arn is None or not self._ended(u))
+            ]
             if not pending:
                 return
             if time.monotonic() > deadline:
@@ -178,7 +214,7 @@ class PipelineRunner:
         """What became of one upload: the execution's status and the ledger's counts."""
         result = FileOutcome(file=str(upload.file), key=upload.key)
         if upload.execution_arn is None:
-            result.error = "no execution started for this upload"
+            result.error = upload.no_execution or f"no execution started for {upload.key}"
             return result
         result.execution_arn = upload.execution_arn
         execution = self._sfn.describe_execution(executionArn=upload.execution_arn)
