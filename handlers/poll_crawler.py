@@ -1,4 +1,4 @@
-"""Lambda: report the crawler's state and its last crawl's outcome."""
+"""Lambda: where the crawl covering the uploaded file stands (CRAWLED, WAITING or FAILED)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from flightpipe.crawler import crawler_status
+from flightpipe.crawler import crawl_for_object
 from flightpipe.runtime_info import runtime_versions
 from flightpipe.settings import FunctionSettings
 
@@ -20,6 +20,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(source_key=event.get("key"))
     settings = FunctionSettings.from_environment()
     settings.require("crawler_name")
-    status = crawler_status(boto3.client("glue"), settings.crawler_name)
-    logger.info("crawler polled", extra=status)
+    status = crawl_for_object(
+        boto3.client("glue"),
+        boto3.client("s3"),
+        settings.crawler_name,
+        bucket=event["bucket"],
+        key=event["key"],
+        version_id=event.get("version_id") or None,
+    )
+    logger.info("crawl polled", extra=status)
     return {**status, "runtime": runtime_versions()}

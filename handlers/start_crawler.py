@@ -1,4 +1,4 @@
-"""Lambda: start the Glue crawler over incoming/ (busy crawler -> CrawlerRunningException)."""
+"""Lambda: start a crawl of incoming/ now if the crawler is idle (a busy crawler is fine)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from flightpipe.crawler import start_crawler
+from flightpipe.crawler import request_crawl
 from flightpipe.runtime_info import runtime_versions
 from flightpipe.settings import FunctionSettings
 
@@ -20,6 +20,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(source_key=event.get("key"))
     settings = FunctionSettings.from_environment()
     settings.require("crawler_name")
-    result = start_crawler(boto3.client("glue"), settings.crawler_name)
-    logger.info("crawler started", extra=result)
+    result = request_crawl(boto3.client("glue"), settings.crawler_name)
+    logger.info("crawl requested", extra=result)
     return {**result, "runtime": runtime_versions()}

@@ -243,12 +243,12 @@ def _choose(state: dict[str, Any], data: dict[str, Any]) -> str:
     return state["Default"]
 
 
-def _crawler_input(state: str, last_status: str | None, attempts: int) -> dict[str, Any]:
+def _crawler_input(status: str, attempts: int) -> dict[str, Any]:
     return {
         "bucket": "b",
         "key": "incoming/f.csv",
-        "crawler": {"output": {"crawler": "c", "state": state, "last_crawl_status": last_status}},
-        "poll": {"attempts": attempts, "max_attempts": 60},
+        "crawler": {"output": {"crawler": "c", "status": status, "crawl_id": "x", "error": None}},
+        "poll": {"attempts": attempts, "max_attempts": 120},
     }
 
 
@@ -490,14 +490,18 @@ def test_every_task_retries_transient_errors_with_backoff_and_catches_all(states
     }
 
 
-def test_crawler_already_running_is_retried_with_backoff_never_passed(states):
-    (retrier,) = [
-        r for r in states["StartCrawler"]["Retry"] if "CrawlerRunningException" in r["ErrorEquals"]
-    ]
-    assert retrier["IntervalSeconds"] >= 10
-    assert retrier["BackoffRate"] > 1
-    assert retrier["MaxAttempts"] >= 5
+def test_a_busy_crawler_is_waited_for_never_an_error_nor_a_pass(states):
+    retried = {e for r in states["StartCrawler"]["Retry"] for e in r["ErrorEquals"]}
+    assert "CrawlerRunningException" not in retried  # the library never raises it now
     assert states["StartCrawler"]["Next"] != "RunEtlJob"
+
+
+def test_a_poll_loop_fits_an_execution_s_history_many_times_over(states):
+    """Each poll costs about ten history events; AWS allows 25,000 per execution."""
+    reset = states[states["StartCrawler"]["Next"]]
+    polls = reset["Result"]["max_attempts"]
+    assert polls * states["WaitForCrawler"]["Seconds"] >= 3600  # an hour of crawls ahead
+    assert polls * 10 <= 25_000 / 10
 
 
 def test_poll_loop_counts_attempts_against_a_budget(states):
@@ -511,19 +515,18 @@ def test_poll_loop_counts_attempts_against_a_budget(states):
 
 
 @pytest.mark.parametrize(
-    ("state", "last_status", "attempts", "expected"),
+    ("status", "attempts", "expected"),
     [
-        ("RUNNING", None, 1, "WaitForCrawler"),
-        ("STOPPING", "SUCCEEDED", 5, "WaitForCrawler"),
-        ("READY", "SUCCEEDED", 3, "RunEtlJob"),
-        ("READY", "SUCCEEDED", 60, "RunEtlJob"),
-        ("READY", "FAILED", 2, "CrawlFailed"),
-        ("READY", "CANCELLED", 2, "CrawlFailed"),
-        ("RUNNING", None, 60, "CrawlTimedOut"),
+        ("WAITING", 1, "WaitForCrawler"),
+        ("CRAWLED", 3, "RunEtlJob"),
+        ("CRAWLED", 120, "RunEtlJob"),
+        ("FAILED", 2, "CrawlFailed"),
+        ("WAITING", 120, "CrawlTimedOut"),
+        ("UNKNOWN", 1, "CrawlFailed"),
     ],
 )
-def test_crawler_choice_paths(states, state, last_status, attempts, expected):
-    data = _crawler_input(state, last_status, attempts)
+def test_crawler_choice_paths(states, status, attempts, expected):
+    data = _crawler_input(status, attempts)
     assert _choose(states["CrawlerDone"], data) == expected
 
 

@@ -29,6 +29,7 @@ from botocore.config import Config
 from flightpipe_local import (
     moto_events,
     moto_glue_crawler,
+    moto_glue_crawls,
     moto_glue_jobs,
     moto_lambda,
     moto_redshift_data,
@@ -284,6 +285,7 @@ class LocalStack:
             lambda: self.client("s3"), lambda: self.client("glue")
         )
         moto_glue_crawler.install(patches, self.crawlers)
+        moto_glue_crawls.install(patches)
         self.jobs = moto_glue_jobs.JobRunner(
             self.repo,
             moto_glue_jobs.s3_fetcher(lambda: self.client("s3")),
