@@ -129,3 +129,13 @@ def test_patch_set_refuses_a_seam_that_is_not_defined_there() -> None:
 
     with pytest.raises(AttributeError, match="no attribute 'missing'"):
         PatchSet().replace(Owner, "missing", None)
+
+
+def test_glue_crawls_seams_parse_filters_and_describe_crawls() -> None:
+    from flightpipe_local import moto_glue_crawls
+
+    assert parameters(moto_glue_crawls.SEAM_OWNER, moto_glue_crawls.SEAM_NAME) == ["filters"]
+    source = inspect.getsource(moto_glue_crawls.SEAM_OWNER.GlueResponse.list_crawls)
+    assert "validate_crawl_filters(" in source
+    assert parameters(moto_glue_crawls.CRAWL_OWNER, moto_glue_crawls.CRAWL_DESCRIBE) == ["self"]
+    assert moto_glue_crawls.iso_from_epoch_ms("1764302400000") == "2025-11-28T04:00:00.000000"
