@@ -577,6 +577,22 @@ def test_etl_job_runs_synchronously_with_the_files_arguments(states):
     assert job["Next"] == "NotifySuccess"
 
 
+def test_a_job_at_its_concurrency_limit_is_waited_for_long_enough_for_a_burst(states):
+    """1,000 files at 10 runs at a time take well over an hour to drain."""
+    (retrier,) = [
+        r
+        for r in states["RunEtlJob"]["Retry"]
+        if r["ErrorEquals"] == ["Glue.ConcurrentRunsExceededException"]
+    ]
+    delays, delay = [], float(retrier["IntervalSeconds"])
+    for _ in range(retrier["MaxAttempts"]):
+        delays.append(min(delay, retrier["MaxDelaySeconds"]))
+        delay *= retrier["BackoffRate"]
+    assert sum(delays) / 2 >= 3 * 3600  # full jitter: half the delays on average
+    assert retrier["JitterStrategy"] == "FULL"  # runs waiting together do not retry together
+    assert retrier["MaxAttempts"] * 3 <= 25_000 / 10  # history events stay far below the cap
+
+
 def test_notices_name_the_file_and_the_outcome(states):
     success = states["NotifySuccess"]["Parameters"]
     assert success["Message"]["key.$"] == "$.key"
