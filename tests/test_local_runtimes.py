@@ -6,6 +6,7 @@ import io
 import json
 import os
 import threading
+import time
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -234,3 +235,43 @@ def test_job_runs_execute_in_parallel_on_the_glue_runtime_with_glue_s_arguments(
         "etl",
     ]
     assert "the file is not a CSV" in runner.log_path("etl", "jr_b").read_text()
+
+
+def test_closing_the_runner_ends_a_job_run_still_going(tmp_path: Path) -> None:
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    (assets / "job.py").write_text(JOB_SCRIPT)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    runner = JobRunner(
+        REPO_ROOT,
+        local_fetch(assets),
+        JobEnvironments(tmp_path / "cache"),
+        {"PATH": os.environ["PATH"]},
+        tmp_path / "logs",
+    )
+    job = SimpleNamespace(
+        name="etl",
+        command={"Name": "pythonshell", "PythonVersion": "3.9", "ScriptLocation": "s3://b/job.py"},
+        timeout=5,
+    )
+    run = job_run("jr_long", {"library-set": "analytics", "--marks": str(marks), "--sleep": "60"})
+    worker = threading.Thread(target=runner.run, args=(job, run))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while not runner._running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert runner._running, "the job run never started"
+    (process,) = runner._running
+    started = time.monotonic()
+    runner.close()
+    worker.join(10)
+    assert time.monotonic() - started < 10
+    assert process.poll() is not None
+    assert run.status == "FAILED"
+    later = job_run("jr_after", {"library-set": "analytics", "--marks": str(marks)})
+    runner.run(job, later)
+    assert (later.status, later.error_message) == (
+        "FAILED",
+        "the local stack stopped before the run started",
+    )

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
-import signal
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Optional, TextIO
+from typing import Any, Callable, Optional, TextIO
 
+from flightpipe_local.signals import Terminated, terminate_on
 from flightpipe_local.stack import LocalStack, repo_root
 
 DEFAULT_AIRPORTS = Path("..") / "shared" / "data" / "airports.csv"
@@ -89,6 +90,24 @@ def _add_encode_event_keys(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def stops_cleanly(command: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
+    """Run a command so that SIGTERM and SIGHUP stop it as Ctrl-C does: every ``finally``
+    runs, so the embedded PostgreSQL and the Lambda and Glue processes stop with it.
+    A command cut short exits 128 + the signal's number, as a shell reports it."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            with terminate_on():
+                return command(args)
+        except Terminated as stop:
+            name = command.__name__.removeprefix("cmd_")
+            print(f"flightpipe local {name}: {stop}; the local stack stopped", file=sys.stderr)
+            return stop.exit_status
+
+    return run
+
+
 def default_airports() -> Optional[Path]:
     candidate = (repo_root() / DEFAULT_AIRPORTS).resolve()
     return candidate if candidate.is_file() else None
@@ -131,6 +150,7 @@ def _log_path(state_dir: Optional[Path]) -> Path:
     return base / "flightpipe-local.log"
 
 
+@stops_cleanly
 def cmd_run(args: argparse.Namespace) -> int:
     from flightpipe_local.run import PipelineRunner, resolve_files, run_report
 
@@ -227,6 +247,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
 
 
+@stops_cleanly
 def cmd_sql(args: argparse.Namespace) -> int:
     from flightpipe_local.redshift_standin import RedshiftStandIn, StandInSqlError
 
@@ -265,13 +286,14 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@stops_cleanly
 def cmd_up(args: argparse.Namespace) -> int:
+    """Serve until Ctrl-C, SIGTERM or SIGHUP, the ways to stop it: each exits 0, stopped."""
     from flightpipe_local.run import AIRPORTS_KEY, describe_event
 
     airports = args.airports or default_airports()
     log_path = _log_path(args.state_dir)
     stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     with quiet_stack_output(log_path) as out:
         try:
             stack = LocalStack(
@@ -287,10 +309,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             for line in _up_banner(stack, airports, log_path):
                 _print(out, line)
             _follow_executions(stack, stopping, lambda line: _print(out, line), describe_event)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Terminated):
             pass
         finally:
-            _print(out, "stopping the local stack")
+            with contextlib.suppress(OSError):  # the terminal is gone (SIGHUP): stop all the same
+                _print(out, "stopping the local stack")
             stack.stop()
     return EXIT_OK
 
@@ -298,7 +321,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def _up_banner(stack: LocalStack, airports: Optional[Path], log_path: Path) -> list[str]:
     exports = " ".join(f"{k}={v}" for k, v in stack.environment.items())
     lines = [
-        f"local stack up at {stack.endpoint_url} (Ctrl-C stops it; log: {log_path})",
+        f"local stack up at {stack.endpoint_url} (Ctrl-C or SIGTERM stops it; log: {log_path})",
         f"  export {exports}",
         f"  bucket:        {stack.bucket}",
         f"  state machine: {stack.state_machine_arn}",

@@ -89,6 +89,19 @@ class JobRunner:
         self._base_environment = dict(base_environment)
         self._log_dir = log_dir
         self._on_end = on_end
+        self._running: set[subprocess.Popen] = set()
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """End the runs still going (their processes are killed): the stack is stopping."""
+        with self._lock:
+            self._closed = True
+            running, self._running = list(self._running), set()
+        for process in running:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
 
     def run(self, job: Any, run: Any) -> None:
         started = time.monotonic()
@@ -137,22 +150,30 @@ class JobRunner:
         log = self.log_path(job.name, run.job_run_id)
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("w+", encoding="utf-8", errors="replace") as output:
-            try:
-                done = subprocess.run(
+            with self._lock:
+                if self._closed:
+                    return "FAILED", "the local stack stopped before the run started"
+                process = subprocess.Popen(
                     [str(python), *argv],
                     cwd=workdir,
                     env=env,
                     stdout=output,
                     stderr=subprocess.STDOUT,
-                    timeout=timeout_s,
-                    check=False,
                 )
+                self._running.add(process)
+            try:
+                returncode = process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
                 return "TIMEOUT", f"Job run timed out after {timeout_s / 60:.0f} minutes"
-            if done.returncode == 0:
+            finally:
+                with self._lock:
+                    self._running.discard(process)
+            if returncode == 0:
                 return "SUCCEEDED", None
             output.seek(0)
-            return "FAILED", error_message(output.read(), done.returncode)
+            return "FAILED", error_message(output.read(), returncode)
 
 
 def s3_fetcher(client_factory: Callable[[], Any]) -> ObjectFetcher:

@@ -33,6 +33,7 @@ from flightpipe_local import (
     moto_glue_jobs,
     moto_lambda,
     moto_redshift_data,
+    moto_s3_multipart,
     moto_sfn_glue,
     moto_sfn_time,
     moto_sns,
@@ -41,6 +42,7 @@ from flightpipe_local._patching import PatchSet
 from flightpipe_local.deploy import Deployer, Deployment, upload_glue_assets
 from flightpipe_local.glue_environments import JobEnvironments
 from flightpipe_local.redshift_standin import RedshiftStandIn, boto3_object_store
+from flightpipe_local.signals import deferred
 from flightpipe_local.template import DEFAULT_REGION, DEFAULT_STAGE, PackagedStack, package
 
 LOOPBACK = "127.0.0.1"
@@ -115,7 +117,8 @@ class LocalStack:
             packaged = self._packaged or package(self.repo, stage=self.stage, region=self.region)
             self._temp_dir = Path(tempfile.mkdtemp(prefix="flightpipe-"))
             self._start_server()
-            self._start_warehouse()
+            with deferred():  # a postmaster started but not yet held would be orphaned
+                self._start_warehouse()
             self._install_patches()
             deployer = Deployer(
                 packaged.template,
@@ -135,11 +138,21 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
-        """Stop everything that was started and restore moto and the environment."""
+        """Stop everything that was started and restore moto and the environment.
+
+        A stop signal (SIGTERM, SIGHUP) arriving meanwhile takes effect once all is stopped.
+        """
+        with deferred():
+            self._stop()
+
+    def _stop(self) -> None:
         self._patches.restore()
         if self.functions is not None:
             self.functions.close()
             self.functions = None
+        if self.jobs is not None:
+            self.jobs.close()
+            self.jobs = None
         if self.data_api is not None:
             self.data_api.close()
             self.data_api = None
@@ -278,6 +291,7 @@ class LocalStack:
             self.repo, self.work_dir, self.runtime_environment, self.log_dir
         )
         moto_lambda.install(patches, self.functions)
+        moto_s3_multipart.install(patches)
         moto_events.install(patches, encode_keys=self.encode_event_keys)
         moto_sfn_glue.install(patches)
         moto_sfn_time.install(patches, self.time_scale)
