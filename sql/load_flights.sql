@@ -31,7 +31,17 @@ IAM_ROLE ${iam_role}
 GZIP
 FORMAT AS CSV;
 
-DELETE FROM airlines.daily_flights_fact WHERE source_file = ${source_file};
+-- A version already LOADED is a duplicate delivery (S3 events reach EventBridge at least
+-- once): the batch then changes no fact row and records a DUPLICATE attempt. Under the LOCK
+-- above, a concurrent delivery of the same version sees the other's LOADED row here.
+-- A new version of the file (a re-upload) replaces the rows of the previous one.
+DELETE FROM airlines.daily_flights_fact
+WHERE source_file = ${source_file}
+  AND NOT EXISTS (
+      SELECT 1 FROM airlines.load_ledger l
+      WHERE l.source_file = ${source_file} AND l.source_version = ${source_version}
+        AND l.source_version <> '' AND l.status = 'LOADED'
+  );
 
 INSERT INTO airlines.daily_flights_fact (
     carrier, dep_airport_id, arr_airport_id,
@@ -47,14 +57,27 @@ SELECT s.carrier, s.dep_airport_id, s.arr_airport_id,
        ${source_file}, ${load_id}, GETDATE()
 FROM flights_stage s
 LEFT JOIN airlines.airports_dim dep ON dep.airport_id = s.dep_airport_id
-LEFT JOIN airlines.airports_dim arr ON arr.airport_id = s.arr_airport_id;
+LEFT JOIN airlines.airports_dim arr ON arr.airport_id = s.arr_airport_id
+WHERE NOT EXISTS (
+    SELECT 1 FROM airlines.load_ledger l
+    WHERE l.source_file = ${source_file} AND l.source_version = ${source_version}
+      AND l.source_version <> '' AND l.status = 'LOADED'
+);
 
 INSERT INTO airlines.load_ledger (
     load_id, source_file, source_version, status,
     rows_read, rows_loaded, rows_rejected, unmatched_airport_rows,
     error, started_at, finished_at, execution_id
 )
-SELECT ${load_id}, ${source_file}, ${source_version}, 'LOADED',
-       ${rows_read}, COUNT(*), ${rows_rejected}, ${unmatched_airport_rows},
-       NULL, CAST(${started_at} AS TIMESTAMP), GETDATE(), ${execution_id}
-FROM flights_stage;
+SELECT ${load_id}, ${source_file}, ${source_version},
+       CASE WHEN d.loaded > 0 THEN 'DUPLICATE' ELSE 'LOADED' END,
+       ${rows_read}, CASE WHEN d.loaded > 0 THEN 0 ELSE s.staged END,
+       ${rows_rejected}, ${unmatched_airport_rows},
+       CASE WHEN d.loaded > 0 THEN 'this version was already loaded: a duplicate delivery' END,
+       CAST(${started_at} AS TIMESTAMP), GETDATE(), ${execution_id}
+FROM (SELECT COUNT(*) AS staged FROM flights_stage) s
+CROSS JOIN (
+    SELECT COUNT(*) AS loaded FROM airlines.load_ledger l
+    WHERE l.source_file = ${source_file} AND l.source_version = ${source_version}
+      AND l.source_version <> '' AND l.status = 'LOADED'
+) d;

@@ -50,15 +50,31 @@ def test_both_airports_are_joined_and_unknown_ids_keep_null_names(loaded):
 
 def test_loading_the_same_key_twice_keeps_one_copy(loaded, shared_data):
     warehouse, s3 = loaded
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     body = (shared_data / "sample_flights.csv").read_bytes()
     first = run_on(s3, warehouse, "incoming/sample.csv", body)
-    second = run_on(s3, warehouse, "incoming/sample.csv", body)
+    second = run_on(s3, warehouse, "incoming/sample.csv", body)  # a new version: replaces
+    assert first.source_version != second.source_version
     rows = facts(warehouse)
     assert len(rows) == 13 and {r["load_id"] for r in rows} == {second.load_id}
     assert [(e["load_id"], e["status"]) for e in ledger(warehouse)] == [
         (first.load_id, "LOADED"),
         (second.load_id, "LOADED"),
     ]
+
+
+def test_a_version_delivered_twice_is_a_recorded_duplicate_and_changes_nothing(loaded, shared_data):
+    warehouse, s3 = loaded
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    body = (shared_data / "sample_flights.csv").read_bytes()
+    first = run_on(s3, warehouse, "incoming/twice.csv", body)
+    again = run_on(s3, warehouse, "incoming/twice.csv", body, version_id=first.source_version or "")
+    assert (first.status, again.status, again.rows_loaded) == ("LOADED", "DUPLICATE", 0)
+    assert "DuplicateDelivery" in (again.error or "")
+    rows = facts(warehouse, f"s3://{BUCKET}/incoming/twice.csv")
+    assert len(rows) == 13 and {r["load_id"] for r in rows} == {first.load_id}
+    entries = [e for e in ledger(warehouse) if e["source_file"].endswith("twice.csv")]
+    assert [(e["status"], e["rows_loaded"]) for e in entries] == [("LOADED", 13), ("DUPLICATE", 0)]
 
 
 def test_a_corrected_file_replaces_the_rows_of_the_bad_one_and_other_files_stay(loaded):

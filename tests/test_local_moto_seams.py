@@ -139,3 +139,13 @@ def test_glue_crawls_seams_parse_filters_and_describe_crawls() -> None:
     assert "validate_crawl_filters(" in source
     assert parameters(moto_glue_crawls.CRAWL_OWNER, moto_glue_crawls.CRAWL_DESCRIBE) == ["self"]
     assert moto_glue_crawls.iso_from_epoch_ms("1764302400000") == "2025-11-28T04:00:00.000000"
+
+
+def test_s3_multipart_seam_stores_through_put_object_then_sends_its_own_event() -> None:
+    from flightpipe_local import moto_s3_multipart
+
+    owner = moto_s3_multipart.SEAM_OWNER
+    assert "disable_notification" in parameters(owner, moto_s3_multipart.PUT_NAME)
+    source = inspect.getsource(vars(owner)[moto_s3_multipart.COMPLETE_NAME])
+    assert "self.put_object(" in source
+    assert "OBJECT_CREATED_COMPLETE_MULTIPART_UPLOAD_EVENT" in source

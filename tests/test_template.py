@@ -231,6 +231,9 @@ def _matches(rule: dict[str, Any], data: dict[str, Any]) -> bool:
         return present and (value is None) == rule["IsNull"]
     if "StringEquals" in rule:
         return isinstance(value, str) and value == rule["StringEquals"]
+    if "StringMatches" in rule:  # "*" is any run of characters (no escapes used here)
+        pattern = ".*".join(re.escape(part) for part in rule["StringMatches"].split("*"))
+        return isinstance(value, str) and re.fullmatch(pattern, value, re.DOTALL) is not None
     if "NumericGreaterThanEqualsPath" in rule:
         return value >= _lookup(data, rule["NumericGreaterThanEqualsPath"])[1]
     raise AssertionError(f"operator not covered by this evaluator: {rule}")
@@ -451,6 +454,8 @@ def test_state_machine_has_every_pipeline_state(states, definition):
         "CrawlTimedOut": "Pass",
         "RunEtlJob": "Task",
         "NotifySuccess": "Task",
+        "IsDuplicateDelivery": "Choice",
+        "NotifyDuplicate": "Task",
         "NotifyFailure": "Task",
         "Succeeded": "Succeed",
         "Failed": "Fail",
@@ -479,7 +484,11 @@ def test_every_task_retries_transient_errors_with_backoff_and_catches_all(states
         assert all(retrier["BackoffRate"] > 1 for retrier in state["Retry"]), name
         (catch,) = state["Catch"]
         assert catch["ErrorEquals"] == ["States.ALL"], name
-        expected = "Failed" if name == "NotifyFailure" else "NotifyFailure"
+        expected = {
+            "NotifyFailure": "Failed",
+            "NotifyDuplicate": "Succeeded",
+            "RunEtlJob": "IsDuplicateDelivery",
+        }.get(name, "NotifyFailure")
         assert catch["Next"] == expected, name
         assert catch.get("ResultPath", "$") != "$", f"{name} would lose the file it reports"
         retried = {error for retrier in state["Retry"] for error in retrier["ErrorEquals"]}
@@ -575,6 +584,22 @@ def test_etl_job_runs_synchronously_with_the_files_arguments(states):
     assert {"Glue.ConcurrentRunsExceededException", "Glue.ThrottlingException"} <= retried
     assert "States.TaskFailed" not in retried
     assert job["Next"] == "NotifySuccess"
+
+
+@pytest.mark.parametrize(
+    ("cause", "expected"),
+    [
+        (
+            '{"ErrorMessage": "s3://b/incoming/f.csv: DUPLICATE: DuplicateDelivery: ..."}',
+            "NotifyDuplicate",
+        ),
+        ('{"ErrorMessage": "s3://b/incoming/f.csv: FAILED: StatementError: ..."}', "NotifyFailure"),
+    ],
+)
+def test_a_duplicate_delivery_ends_as_a_notice_not_a_failure(states, cause, expected):
+    data = {"bucket": "b", "key": "incoming/f.csv", "error": {"Error": "x", "Cause": cause}}
+    assert _choose(states["IsDuplicateDelivery"], data) == expected
+    assert states["NotifyDuplicate"]["Next"] == "Succeeded"
 
 
 def test_a_job_at_its_concurrency_limit_is_waited_for_long_enough_for_a_burst(states):

@@ -51,6 +51,22 @@ class JobFailed(RuntimeError):
         self.summary = summary
 
 
+class DuplicateDelivery(Exception):
+    """This version of the file was already loaded: the event was delivered twice.
+
+    S3 events reach EventBridge at least once; the second execution for a version
+    must not load it again. The load batch recorded a DUPLICATE ledger row and
+    changed no fact row. The name is what the state machine matches to end the
+    execution as a recorded duplicate, not a failure.
+    """
+
+    def __init__(self, source_file: str, source_version: Optional[str]) -> None:
+        super().__init__(
+            f"DuplicateDelivery: version {source_version} of {source_file} was already loaded;"
+            " nothing changed"
+        )
+
+
 @dataclass
 class _Read:
     """What reading and validating the whole object produced."""
@@ -105,6 +121,9 @@ def run_job(
         attempt = _run(args, s3, warehouse, attempt, summary, staged, rejects, block_bytes)
         staged_key = staging_key(load_id)
         summary.status = loader.LOADED
+    except DuplicateDelivery as duplicate:  # recorded by the load batch itself
+        summary.status, summary.error = loader.DUPLICATE, str(duplicate)
+        staged_key = staging_key(load_id)
     except FileRejected as rejected:
         summary.status, summary.error = loader.REJECTED, rejected.reason
         _record(warehouse, _counted(attempt, summary), loader.REJECTED, rejected.reason, summary)
@@ -165,8 +184,10 @@ def _run(
     if not args.copy_role_arn:
         raise ValueError("--copy_role_arn is required: Redshift COPY reads the staged file with it")
     timer = time.monotonic()
-    loader.load_staged_file(warehouse, attempt, staged_uri, args.copy_role_arn)
+    status = loader.load_staged_file(warehouse, attempt, staged_uri, args.copy_role_arn)
     summary.timings_s["load"] = round(time.monotonic() - timer, 3)
+    if status == loader.DUPLICATE:
+        raise DuplicateDelivery(args.source_file, args.source_version)
     summary.rows_loaded = read.rows_valid
     return attempt
 

@@ -16,6 +16,8 @@ from flightpipe.sql import render_statements
 from flightpipe.warehouse.port import StatementError, Warehouse
 
 LOADED, REJECTED, FAILED = "LOADED", "REJECTED", "FAILED"
+# The version was already loaded: a second delivery of the same S3 event.
+DUPLICATE = "DUPLICATE"
 # airlines.load_ledger.error is VARCHAR(4096): 4096 bytes in Redshift, not characters
 # (https://docs.aws.amazon.com/redshift/latest/dg/r_Character_types.html).
 ERROR_MAX_BYTES = 4096
@@ -72,8 +74,11 @@ def load_staged_file(
     *,
     attempts: int = LOAD_ATTEMPTS,
     sleep: Callable[[float], None] = time.sleep,
-) -> None:
+) -> str:
     """Replace the file's fact rows and write its LOADED ledger row, all or nothing.
+
+    Returns the status the batch recorded: LOADED, or DUPLICATE when this version of the
+    file was already loaded (then no fact row changed).
 
     Concurrent uploads load into the same fact table: the batch locks it first, so loads
     run one after the other. A batch that still loses a serialization conflict (a writer
@@ -83,11 +88,20 @@ def load_staged_file(
     for number in range(1, attempts + 1):
         try:
             warehouse.execute_batch(statements)
-            return
+            return recorded_status(warehouse, attempt.load_id)
         except StatementError as error:
             if number == attempts or _SERIALIZATION_CONFLICT not in str(error).lower():
                 raise
             sleep(2.0**number)
+
+
+def recorded_status(warehouse: Warehouse, load_id: str) -> str:
+    """The status the ledger holds for the attempt ``load_id``."""
+    (statement,) = render_statements("load_status.sql", load_id=load_id)
+    rows = warehouse.query(statement)
+    if not rows:
+        raise StatementError(f"the load batch recorded no ledger row for load {load_id}")
+    return str(rows[0]["status"])
 
 
 def record_unloaded_attempt(
