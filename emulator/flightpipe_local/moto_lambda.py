@@ -10,9 +10,12 @@ with the function's environment. As on Lambda, an environment serves one
 invocation at a time and is reused; concurrent invocations get more of them.
 The function's ``Timeout`` and ``MemorySize`` hold: an invocation that runs
 longer, or a process that grows past the memory size, is stopped and its
-environment discarded. The result is returned as Lambda returns it: the JSON
-payload, or an error payload whose ``errorType`` is the exception's class name,
-so ``Retry``/``Catch`` in the state machine match the real error names.
+environment discarded. This machine is not Lambda's fleet: at most
+``max_environments`` run per function, and further invocations wait for one
+to be free (on AWS they would run at once, up to the account's concurrency).
+The result is returned as Lambda returns it: the JSON payload, or an error
+payload whose ``errorType`` is the exception's class name, so ``Retry``/``Catch``
+in the state machine match the real error names.
 """
 
 from __future__ import annotations
@@ -140,9 +143,16 @@ class FunctionRuntimes:
     """Warm execution environments of every function, by function and code digest."""
 
     def __init__(
-        self, repo: Path, work_dir: Path, base_environment: Mapping[str, str], log_dir: Path
+        self,
+        repo: Path,
+        work_dir: Path,
+        base_environment: Mapping[str, str],
+        log_dir: Path,
+        max_environments: int = 6,
     ) -> None:
         self._repo = repo
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._max_environments = max_environments
         self._work_dir = work_dir
         self._log_dir = log_dir
         self._base_environment = dict(base_environment)
@@ -151,13 +161,18 @@ class FunctionRuntimes:
         self._lock = threading.Lock()
 
     def invoke(self, function: Any, event: Any) -> Invocation:
-        environment = self._acquire(function)
-        try:
-            return environment.invoke(
-                event, float(function.timeout or 3), int(function.memory_size or 128)
+        with self._lock:
+            slots = self._slots.setdefault(
+                function.function_arn, threading.BoundedSemaphore(self._max_environments)
             )
-        finally:
-            self._release(function, environment)
+        with slots:
+            environment = self._acquire(function)
+            try:
+                return environment.invoke(
+                    event, float(function.timeout or 3), int(function.memory_size or 128)
+                )
+            finally:
+                self._release(function, environment)
 
     def _key(self, function: Any) -> tuple[str, str]:
         digest = hashlib.sha256(function.code_bytes).hexdigest()[:16]
