@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 LINT_VENV := .venv-lint
 SHARED_DATA ?= ../shared/data
 
-.PHONY: help setup runtimes test lint format demo package bench clean test-glue39
+.PHONY: help setup runtimes test lint format demo package bench stress clean test-glue39
 
 help:
 	@echo "make demo     run the whole pipeline locally on $(SHARED_DATA)"
@@ -14,6 +14,7 @@ help:
 	@echo "make package  sls package offline, then cfn-lint and checkov on the template"
 	@echo "make runtimes the AWS runtimes the local stack runs code on (Python 3.9 Glue, 3.12 Lambda)"
 	@echo "make bench    ETL benchmark against the embedded warehouse"
+	@echo "make stress   a burst of uploads through the local stack (STRESS_ARGS=\"--files 200 --rows 2000\")"
 	@echo "make test-glue39  the ETL job's tests on Glue's runtime (Python 3.9, analytics pandas)"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml emulator/pyproject.toml
@@ -102,6 +103,11 @@ test-glue39: $(VENV39)/.installed
 
 bench: setup
 	$(PY) bench/etl_bench.py
+
+# A burst of uploads through the local stack: a benchmark, not a test (bench/stress.py).
+STRESS_ARGS ?=
+stress: setup runtimes node_modules/.npm-ci.stamp
+	$(PY) bench/stress.py $(STRESS_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VENV39) $(LINT_VENV) $(GLUE_RUNTIME) $(LAMBDA_RUNTIME) node_modules .serverless dist .state/cache

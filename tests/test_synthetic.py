@@ -55,3 +55,22 @@ def test_same_seed_gives_the_same_file(tmp_path):
     first = generate_flights_csv(tmp_path / "a.csv", 1000, seed=9, layout="bts")
     second = generate_flights_csv(tmp_path / "b.csv", 1000, seed=9, layout="bts")
     assert first.read_bytes() == second.read_bytes()
+
+
+def test_bts_dates_roll_over_month_and_year_ends(tmp_path):
+    import csv
+    import datetime as dt
+
+    from flightpipe_local.synthetic import generate_flights_csv
+
+    path = generate_flights_csv(
+        tmp_path / "f.csv", 500, seed=3, layout="bts", flight_date=dt.date(2023, 12, 31)
+    )
+    with path.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    dates = {row["FL_DATE"] for row in rows}
+    assert dates <= {"12/31/2023 12:00:00 AM", "1/1/2024 12:00:00 AM", "1/2/2024 12:00:00 AM"}
+    assert {(row["YEAR"], row["MONTH"]) for row in rows} >= {("2024", "1")}
+    for row in rows:
+        month, day, year = row["FL_DATE"].split()[0].split("/")
+        assert (row["YEAR"], row["MONTH"], row["DAY_OF_MONTH"]) == (year, month, day)

@@ -131,20 +131,23 @@ def _chunk(
             iso = {day: dt.date.fromordinal(day).isoformat() for day in np.unique(days).tolist()}
             columns.append(np.array([iso[day] for day in days.tolist()], dtype=object))
     else:
-        day = flight_date.day + rng.integers(0, 3, count)
-        date_text = np.char.add(
-            np.char.add(f"{flight_date.month}/", day.astype(str)),
-            f"/{flight_date.year} 12:00:00 AM",
-        )
+        # Up to two days after flight_date, rolling over month ends as a calendar does.
+        ordinals = flight_date.toordinal() + rng.integers(0, 3, count)
+        dates = {day: dt.date.fromordinal(day) for day in np.unique(ordinals).tolist()}
+        picked = [dates[day] for day in ordinals.tolist()]
+        date_text = np.array([f"{d.month}/{d.day}/{d.year} 12:00:00 AM" for d in picked])
+        year = np.array([str(d.year) for d in picked], dtype=object)
+        month = np.array([str(d.month) for d in picked], dtype=object)
+        day = np.array([str(d.day) for d in picked], dtype=object)
         numbers = rng.integers(1, 7000, count).astype(str).astype(object)
         cancelled = np.where(blank, "1.00", "0.00").astype(object)
         city = np.array(
             ['"Oklahoma City, OK"', '"Dallas/Fort Worth, TX"', '"Denver, CO"'], dtype=object
         )
         columns = [
-            np.full(count, str(flight_date.year), dtype=object),
-            np.full(count, str(flight_date.month), dtype=object),
-            day.astype(str).astype(object),
+            year,
+            month,
+            day,
             date_text.astype(object),
             carriers,
             numbers,

@@ -1,0 +1,167 @@
+"""Burst benchmark (``make stress``): N files uploaded at once to a local stack started for the run.
+
+Files come from the synthetic generator (``flightpipe_local.synthetic``, resampled
+from the real BTS sample when ``../shared/data`` is there), each of a realistic
+size, and are put under ``incoming/`` at the same time from several threads with
+plain boto3, as a backfill would. The run then follows every execution to its end
+and reports, printed and as JSON in ``bench/results/``:
+
+- executions by status and ledger rows by status;
+- rows expected (the files' data rows) against rows in the fact table;
+- crawls the crawler ran (``ListCrawls``) and Glue job runs (``GetJobRuns``);
+- time from upload to the end of the file's execution, p50/p95/max, in wall
+  seconds and in AWS-equivalent seconds: the emulator runs Wait states and Retry
+  intervals on a clock ``time_scale`` times faster, so the waiting measured in each
+  execution's history is scaled back (Glue's and Lambda's own start-up on AWS is
+  not modelled: the job and the Lambdas run here at this machine's speed).
+
+Goal: every execution SUCCEEDED, rows exact, crawls at most 10% of the files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+RESULTS = REPO_ROOT / "bench" / "results"
+
+
+def generate(directory: Path, files: int, rows: int) -> list[Path]:
+    from flightpipe_local.synthetic import generate_airports_csv, generate_flights_csv
+
+    source = SHARED_DATA / "bts_ontime_2023_01_OK.csv"
+    paths = []
+    for number in range(files):
+        path = directory / f"flights-{number:04d}.csv"
+        generate_flights_csv(
+            path,
+            rows,
+            seed=number,
+            layout="bts",
+            source=source if source.is_file() else None,
+            flight_date=dt.date(2023, 1, 1) + dt.timedelta(days=number % 365),
+        )
+        paths.append(path)
+    airports = SHARED_DATA / "airports.csv"
+    if not airports.is_file():
+        airports = generate_airports_csv(directory / "airports.csv")
+    return [airports, *paths]
+
+
+def waiting_seconds(history: list[dict[str, Any]]) -> float:
+    """Time an execution spent in Wait states and between a failed try and its retry."""
+    waited, opened = 0.0, None
+    for event in history:
+        kind = event["type"]
+        if kind in ("WaitStateEntered", "TaskFailed", "LambdaFunctionFailed"):
+            opened = event["timestamp"]
+        elif opened is not None and kind in ("WaitStateExited", "TaskScheduled"):
+            waited += (event["timestamp"] - opened).total_seconds()
+            opened = None
+    return waited
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": 0.0, "p95": 0.0, "max": 0.0}
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {
+        "p50": round(statistics.median(ordered), 2),
+        "p95": round(p95, 2),
+        "max": round(ordered[-1], 2),
+    }
+
+
+def run(files: int, rows: int, timeout_s: float) -> dict[str, Any]:
+    from flightpipe_local.run import PipelineRunner, Upload
+    from flightpipe_local.stack import LocalStack
+
+    with tempfile.TemporaryDirectory(prefix="flightpipe-stress-") as temp:
+        airports, *paths = generate(Path(temp), files, rows)
+        expected_rows = rows * files
+        with LocalStack(REPO_ROOT) as stack:
+            runner = PipelineRunner(stack, timeout_s=timeout_s)
+            runner.upload_airports(airports)
+            started = time.monotonic()
+            with ThreadPoolExecutor(max_workers=16) as pool:
+                uploads: list[Upload] = list(pool.map(runner.upload, paths))
+            uploaded_at = {u.key: time.time() for u in uploads}
+            runner.wait(uploads)
+            elapsed = time.monotonic() - started
+            outcomes = [runner.outcome(upload) for upload in uploads]
+            sfn, glue = stack.client("stepfunctions"), stack.client("glue")
+            wall, aws = [], []
+            for upload in uploads:
+                described = sfn.describe_execution(executionArn=upload.execution_arn)
+                history = runner._history(upload.execution_arn or "")
+                start = described["startDate"].timestamp()
+                seconds = described["stopDate"].timestamp() - min(start, uploaded_at[upload.key])
+                wall.append(seconds)
+                aws.append(seconds + waiting_seconds(history) * (1 / stack.time_scale - 1))
+            crawls = glue.list_crawls(CrawlerName=stack.crawler_name, MaxResults=1000)["Crawls"]
+            job_runs = glue.get_job_runs(JobName=stack.job_name, MaxResults=1000)["JobRuns"]
+            fact_rows = int(
+                stack.standin.query("SELECT COUNT(*) FROM airlines.daily_flights_fact").rows[0][0]  # type: ignore[union-attr]
+            )
+    by_status: dict[str, int] = {}
+    by_load: dict[str, int] = {}
+    for outcome in outcomes:
+        by_status[str(outcome.execution_status)] = (
+            by_status.get(str(outcome.execution_status), 0) + 1
+        )
+        by_load[str(outcome.load_status)] = by_load.get(str(outcome.load_status), 0) + 1
+    return {
+        "files": files,
+        "rows_per_file": rows,
+        "executions_by_status": dict(by_status),
+        "load_status": dict(by_load),
+        "rows_expected": expected_rows,
+        "rows_in_fact_table": fact_rows,
+        "rows_loaded_reported": sum(o.rows_loaded for o in outcomes),
+        "crawls": len(crawls),
+        "crawls_per_file": round(len(crawls) / files, 3),
+        "glue_job_runs": len(job_runs),
+        "upload_to_end_wall_s": percentiles(wall),
+        "upload_to_end_aws_equivalent_s": percentiles(aws),
+        "burst_wall_s": round(elapsed, 1),
+        "time_scale": stack.time_scale,
+        "errors": sorted({o.error for o in outcomes if o.error})[:5],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=200, help="files uploaded at once")
+    parser.add_argument("--rows", type=int, default=2000, help="data rows per file")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait")
+    args = parser.parse_args(argv)
+    report = run(args.files, args.rows, args.timeout)
+    report["machine"] = {"python": platform.python_version(), "cpus": __import__("os").cpu_count()}
+    report["at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"stress-{args.files}x{args.rows}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(report, indent=2))
+    print(f"written to {out.relative_to(REPO_ROOT)}")
+    ok = (
+        report["executions_by_status"] == {"SUCCEEDED": args.files}
+        and report["rows_in_fact_table"] == report["rows_expected"]
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
