@@ -116,13 +116,8 @@ def run(files: int, rows: int, timeout_s: float) -> dict[str, Any]:
             fact_rows = int(
                 stack.standin.query("SELECT COUNT(*) FROM airlines.daily_flights_fact").rows[0][0]  # type: ignore[union-attr]
             )
-    by_status: dict[str, int] = {}
-    by_load: dict[str, int] = {}
-    for outcome in outcomes:
-        by_status[str(outcome.execution_status)] = (
-            by_status.get(str(outcome.execution_status), 0) + 1
-        )
-        by_load[str(outcome.load_status)] = by_load.get(str(outcome.load_status), 0) + 1
+    by_status = Counter(str(outcome.execution_status) for outcome in outcomes)
+    by_load = Counter(str(outcome.load_status) for outcome in outcomes)
     return {
         "files": files,
         "rows_per_file": rows,
