@@ -8,6 +8,11 @@
 // https://docs.aws.amazon.com/redshift-serverless/latest/APIReference/API_CreateNamespace.html
 
 const NAME = /^[a-z0-9-]{3,64}$/;
+// The data bucket is named <service>-<stage>-<account id>-<region> (serverless.yml, DataBucket):
+// S3 bucket names are at most 63 characters
+// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html).
+const BUCKET_NAME_MAX = 63;
+const ACCOUNT_ID_LENGTH = 12;
 
 class StageNamePlugin {
   constructor(serverless, options) {
@@ -29,6 +34,16 @@ class StageNamePlugin {
         `Stage "${stage}" cannot be deployed: the Redshift Serverless namespace and workgroup ` +
           `would be named "${name}", and AWS accepts only 3-64 lowercase letters, digits and ` +
           'hyphens. Use a stage such as "dev" or "team-a-1".',
+      );
+    }
+    const region = this.serverless.getProvider('aws').getRegion();
+    const bucketLength = name.length + 1 + ACCOUNT_ID_LENGTH + 1 + region.length;
+    if (bucketLength > BUCKET_NAME_MAX) {
+      throw new this.serverless.classes.Error(
+        `Stage "${stage}" cannot be deployed in ${region}: the data bucket would be named ` +
+          `"${name}-<account id>-${region}", ${bucketLength} characters, and S3 accepts at ` +
+          `most ${BUCKET_NAME_MAX}. Use a stage of at most ` +
+          `${stage.length - (bucketLength - BUCKET_NAME_MAX)} characters.`,
       );
     }
   }

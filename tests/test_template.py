@@ -678,6 +678,85 @@ def test_crawler_crawls_incoming_of_the_data_bucket(resources):
     assert crawler["Properties"]["DatabaseName"] == {"Ref": "GlueDatabase"}
 
 
+def test_crawler_crawls_in_s3_event_mode_from_the_crawler_event_queue(resources):
+    # https://docs.aws.amazon.com/glue/latest/dg/crawler-s3-event-notifications.html
+    props = resources["IncomingCrawler"]["Properties"]
+    assert props["RecrawlPolicy"] == {"RecrawlBehavior": "CRAWL_EVENT_MODE"}
+    (target,) = props["Targets"]["S3Targets"]
+    assert target["EventQueueArn"] == {"Fn::GetAtt": ["CrawlerEventQueue", "Arn"]}
+    assert target["DlqEventQueueArn"] == {"Fn::GetAtt": ["CrawlerEventDeadLetterQueue", "Arn"]}
+    # Event mode reads every object of an event's folder: no sampling (not supported there).
+    assert "SampleSize" not in target
+
+
+def test_data_bucket_sends_events_under_incoming_straight_to_the_crawler_queue(resources):
+    bucket = resources["DataBucket"]
+    notification = bucket["Properties"]["NotificationConfiguration"]
+    # The pipeline still starts from EventBridge; the queue only feeds the crawler.
+    assert notification["EventBridgeConfiguration"] == {"EventBridgeEnabled": True}
+    queue_configurations = notification["QueueConfigurations"]
+    assert {c["Event"] for c in queue_configurations} == {
+        "s3:ObjectCreated:*",
+        "s3:ObjectRemoved:*",
+    }
+    for configuration in queue_configurations:
+        assert configuration["Queue"] == {"Fn::GetAtt": ["CrawlerEventQueue", "Arn"]}
+        assert configuration["Filter"] == {
+            "S3Key": {"Rules": [{"Name": "prefix", "Value": "incoming/"}]}
+        }
+    # S3 validates the destination when the notification is written: policy first.
+    assert "CrawlerEventQueuePolicy" in _as_list(bucket["DependsOn"])
+
+
+def test_crawler_queue_accepts_messages_only_from_s3_for_the_data_bucket(resources):
+    bucket_name = resources["DataBucket"]["Properties"]["BucketName"]["Fn::Sub"]
+    policy = resources["CrawlerEventQueuePolicy"]["Properties"]
+    assert policy["Queues"] == [{"Ref": "CrawlerEventQueue"}]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Resource"] == {"Fn::GetAtt": ["CrawlerEventQueue", "Arn"]}
+    # The bucket's ARN is built from the same name string as its BucketName, so the policy
+    # does not depend on the bucket, which depends on the policy.
+    assert statement["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{bucket_name}"}},
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+    }
+    text = json.dumps(policy)
+    assert '{"Ref": "DataBucket"}' not in text
+    assert '["DataBucket", ' not in text
+    assert "${DataBucket" not in text
+    assert bucket_name == "flightpipe-dev-${AWS::AccountId}-${AWS::Region}"
+
+
+def test_crawler_queues_are_encrypted_and_unprocessed_events_are_set_aside(resources):
+    queue = resources["CrawlerEventQueue"]["Properties"]
+    dead_letters = resources["CrawlerEventDeadLetterQueue"]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True
+    assert dead_letters["SqsManagedSseEnabled"] is True
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["CrawlerEventDeadLetterQueue", "Arn"]
+    }
+    assert int(queue["RedrivePolicy"]["maxReceiveCount"]) >= 1
+
+
+def test_crawler_role_consumes_only_its_own_event_queues(resources):
+    statements = [s for name, s in _policy_statements(resources) if name == "CrawlerRole"]
+    sqs = [s for s in statements if any(a.startswith("sqs:") for a in _as_list(s["Action"]))]
+    queues = [
+        {"Fn::GetAtt": ["CrawlerEventQueue", "Arn"]},
+        {"Fn::GetAtt": ["CrawlerEventDeadLetterQueue", "Arn"]},
+    ]
+    actions = set()
+    for statement in sqs:
+        assert all(resource in queues for resource in _as_list(statement["Resource"]))
+        actions |= set(_as_list(statement["Action"]))
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"} <= actions
+    (send,) = [s for s in sqs if "sqs:SendMessage" in _as_list(s["Action"])]
+    assert _as_list(send["Resource"]) == [queues[1]]
+
+
 # ------------------------------------------------------------------ Lambda
 
 
@@ -882,6 +961,11 @@ def test_prepare_function_writes_only_copy_manifests(resources):
         # Upper case passes osls; the stage-name plugin stops it before packaging.
         ("Prod", 'Stage "Prod" cannot be deployed'),
         ("Dev-1", 'Stage "Dev-1" cannot be deployed'),
+        # The data bucket, <service>-<stage>-<account>-<region>, would pass S3's 63 characters.
+        (
+            "team-alpha-integration-test-01",
+            'Stage "team-alpha-integration-test-01" cannot be deployed in us-east-1',
+        ),
     ],
 )
 def test_a_stage_redshift_would_reject_fails_packaging_with_a_clear_message(stage, message):
