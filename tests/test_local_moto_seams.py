@@ -149,3 +149,54 @@ def test_s3_multipart_seam_stores_through_put_object_then_sends_its_own_event() 
     source = inspect.getsource(vars(owner)[moto_s3_multipart.COMPLETE_NAME])
     assert "self.put_object(" in source
     assert "OBJECT_CREATED_COMPLETE_MULTIPART_UPLOAD_EVENT" in source
+
+
+def test_s3_sends_queue_notifications_in_s3_s_record_format_with_prefix_filters() -> None:
+    """No patch: moto's S3 delivers what S3 delivers to a queue, which the crawler reads.
+
+    The local crawler's event mode relies on it: a test event when the configuration is
+    written, then one ``Records`` message per matching object, ``eventSource`` ``aws:s3``
+    and the key URL-encoded (https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html).
+    """
+    import json
+
+    import boto3
+    from moto import mock_aws
+    from moto.s3 import notifications
+
+    assert "_send_sqs_message(" in inspect.getsource(notifications.send_event)
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        s3 = boto3.client("s3", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="events")["QueueUrl"]
+        s3.create_bucket(Bucket="data")
+        s3.put_bucket_notification_configuration(
+            Bucket="data",
+            NotificationConfiguration={
+                "EventBridgeConfiguration": {},
+                "QueueConfigurations": [
+                    {
+                        "QueueArn": "arn:aws:sqs:us-east-1:123456789012:events",
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {
+                            "Key": {"FilterRules": [{"Name": "prefix", "Value": "incoming/"}]}
+                        },
+                    }
+                ],
+            },
+        )
+        s3.put_object(Bucket="data", Key="incoming/a b.csv", Body=b"x\n1\n")
+        s3.put_object(Bucket="data", Key="dimensions/a.csv", Body=b"x\n1\n")
+        bodies = [
+            json.loads(m["Body"])
+            for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        ]
+    assert [body.get("Event") for body in bodies] == ["s3:TestEvent", None]
+    (record,) = bodies[1]["Records"]
+    assert record["eventSource"] == "aws:s3"
+    assert record["eventName"] == "ObjectCreated:Put"
+    assert record["s3"]["bucket"]["name"] == "data"
+    # URL-encoded as S3 encodes keys ("red flower.jpg" becomes "red+flower.jpg"); moto
+    # encodes "/" too, which S3 leaves as it is. The crawler decodes either form
+    # (moto_glue_crawler.s3_changes), so the prefix filter and the crawl see the real key.
+    assert record["s3"]["object"]["key"] == "incoming%2Fa+b.csv"

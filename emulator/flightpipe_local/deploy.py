@@ -325,6 +325,8 @@ class Deployer:
             "AWS::StepFunctions::StateMachine": self._state_machine,
             "AWS::Lambda::Function": self._function,
             "AWS::SNS::Topic": self._topic,
+            "AWS::SQS::Queue": self._queue,
+            "AWS::SQS::QueuePolicy": self._queue_policy,
             "AWS::Glue::Database": self._glue_database,
             "AWS::Glue::Crawler": self._crawler,
             "AWS::Glue::Job": self._job,
@@ -380,13 +382,11 @@ class Deployer:
         s3.create_bucket(Bucket=name)
         if (p.get("VersioningConfiguration") or {}).get("Status") == "Enabled":
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-        notification = p.get("NotificationConfiguration") or {}
-        if (notification.get("EventBridgeConfiguration") or {}).get("EventBridgeEnabled") in (
-            True,
-            "true",
-        ):
+        configuration = bucket_notification(p.get("NotificationConfiguration") or {})
+        if configuration:
+            # S3 (moto too) sends a test event to each queue configured here.
             s3.put_bucket_notification_configuration(
-                Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
+                Bucket=name, NotificationConfiguration=configuration
             )
         attributes = {
             "Arn": f"arn:aws:s3:::{name}",
@@ -468,6 +468,30 @@ class Deployer:
         arn = self._clients("sns").create_topic(Name=name)["TopicArn"]
         return Resource(logical_id, "", arn, {"TopicArn": arn, "TopicName": name})
 
+    def _queue(self, logical_id: str, p: dict[str, Any]) -> Resource:
+        name = p.get("QueueName") or self._name(logical_id, 80)
+        attributes = {}
+        for key, value in p.items():
+            if key not in _QUEUE_ATTRIBUTES:
+                continue
+            if isinstance(value, bool):
+                attributes[key] = "true" if value else "false"
+            elif isinstance(value, dict):
+                attributes[key] = json.dumps(value)
+            else:
+                attributes[key] = str(value)
+        url = self._clients("sqs").create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        arn = self._arn("sqs", name)
+        return Resource(logical_id, "", url, {"Arn": arn, "QueueName": name, "QueueUrl": url})
+
+    def _queue_policy(self, logical_id: str, p: dict[str, Any]) -> Resource:
+        document = p["PolicyDocument"]
+        policy = document if isinstance(document, str) else json.dumps(document)
+        sqs = self._clients("sqs")
+        for url in p.get("Queues") or []:
+            sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
+        return Resource(logical_id, "", self._name(logical_id), {"Id": self._name(logical_id)})
+
     def _glue_database(self, logical_id: str, p: dict[str, Any]) -> Resource:
         database = dict(p["DatabaseInput"])
         self._clients("glue").create_database(DatabaseInput=database)
@@ -548,6 +572,42 @@ class Deployer:
         return Resource(logical_id, "", name, attributes)
 
 
+def bucket_notification(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``PutBucketNotificationConfiguration``'s argument for a template's
+    ``NotificationConfiguration``: EventBridge and queue configurations (one event each in
+    CloudFormation, a list in the API; ``S3Key.Rules`` become ``Key.FilterRules``)."""
+    configuration: dict[str, Any] = {}
+    if (spec.get("EventBridgeConfiguration") or {}).get("EventBridgeEnabled") in (True, "true"):
+        configuration["EventBridgeConfiguration"] = {}
+    queues = []
+    for queue in spec.get("QueueConfigurations") or []:
+        entry: dict[str, Any] = {"QueueArn": queue["Queue"], "Events": [queue["Event"]]}
+        rules = ((queue.get("Filter") or {}).get("S3Key") or {}).get("Rules") or []
+        if rules:
+            entry["Filter"] = {
+                "Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}
+            }
+        queues.append(entry)
+    if queues:
+        configuration["QueueConfigurations"] = queues
+    return configuration
+
+
+# AWS::SQS::Queue properties that are queue attributes of the same name.
+_QUEUE_ATTRIBUTES = (
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "VisibilityTimeout",
+    "RedrivePolicy",
+    "RedriveAllowPolicy",
+    "KmsMasterKeyId",
+    "KmsDataKeyReusePeriodSeconds",
+    "SqsManagedSseEnabled",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+)
 _TARGET_KEYS = ("Id", "Arn", "RoleArn", "Input", "InputPath", "InputTransformer", "SqsParameters")
 _CRAWLER_KEYS = (
     "Role",

@@ -25,6 +25,23 @@ too (logged), as is anything else that is not CSV text — never failing the cra
 then shows ``READY`` and a ``LastCrawl`` with AWS's status names
 (``SUCCEEDED``/``FAILED``/``CANCELLED``) and ``ErrorMessage``. Tests make the next
 crawl of a crawler fail with :meth:`CrawlerEmulator.fail_next`.
+
+A crawler whose ``RecrawlPolicy`` is ``CRAWL_EVENT_MODE`` crawls from the S3 event
+notifications queued in its target's ``EventQueueArn``, as Glue documents
+(https://docs.aws.amazon.com/glue/latest/dg/crawler-s3-event-notifications.html): "The
+first crawl lists all Amazon S3 objects from the target", and after a successful crawl
+"the crawler will list only the objects from those events", "listing all the files from
+the subfolder which triggered the event instead of listing the full" target; "There will
+be no cost if there are no events in the queue"; "The maximum number of messages to
+consume per crawl is 100,000". So here a crawl receives the messages queued when it
+starts (S3's notification records, also inside an SNS envelope; S3's test event is
+consumed and ignored); the first crawl of the crawler (no earlier crawl completed) lists
+the whole target, later ones list only the folders of the objects the events name and
+read only those objects, and a crawl with no events touches S3 not at all. Messages the
+crawl consumed are deleted when it succeeds; a failed crawl leaves them to the queue
+(visible again after its visibility timeout). A message that is not an S3 event
+notification (an EventBridge event, say) is moved to the target's ``DlqEventQueueArn``,
+or left in the queue (whose own redrive policy then moves it) when there is none.
 """
 
 from __future__ import annotations
@@ -32,6 +49,7 @@ from __future__ import annotations
 import bz2
 import csv
 import gzip
+import json
 import logging
 import re
 import shutil
@@ -42,8 +60,10 @@ import time
 import zipfile
 import zlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from fnmatch import fnmatch
 from typing import Any, Callable, Optional
+from urllib.parse import unquote_plus
 
 from moto.glue import models as glue_models
 from moto.moto_api import state_manager
@@ -69,6 +89,8 @@ _MAGIC = (
     (b"\xff\x06\x00\x00sNaPpY", "snappy"),
 )
 _MAGIC_BYTES = max(len(magic) for magic, _ in _MAGIC)
+EVENT_MODE = "CRAWL_EVENT_MODE"
+MAX_EVENTS_PER_CRAWL = 100_000
 _INTEGER = re.compile(r"^[+-]?\d+$")
 _DECIMAL = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -173,6 +195,63 @@ def _read_sample(stream: Any) -> bytes:
     return b"".join(chunks)
 
 
+def widest_type(first: str, second: str) -> str:
+    """The catalog type that holds values of both ``first`` and ``second``."""
+    if first == second:
+        return first
+    if {first, second} == {"bigint", "double"}:
+        return "double"
+    return "string"
+
+
+@dataclass(frozen=True)
+class S3Change:
+    """An object an S3 event notification names: created, or removed."""
+
+    bucket: str
+    key: str
+    removed: bool = False
+
+
+def s3_changes(body: str) -> Optional[list[S3Change]]:
+    """The object changes an event queue message reports, in order.
+
+    ``[]`` for S3's ``s3:TestEvent`` (sent when a notification is configured); ``None``
+    when the message is no S3 event notification (an SNS envelope is opened first).
+    Keys arrive URL-encoded, as S3 notifications encode them.
+    """
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    if document.get("Type") == "Notification" and isinstance(document.get("Message"), str):
+        return s3_changes(document["Message"])
+    if document.get("Event") == "s3:TestEvent":
+        return []
+    records = document.get("Records")
+    if not isinstance(records, list):
+        return None
+    changes = []
+    for record in records:
+        if not isinstance(record, dict) or record.get("eventSource") != "aws:s3":
+            return None
+        try:
+            bucket = record["s3"]["bucket"]["name"]
+            key = unquote_plus(record["s3"]["object"]["key"])
+        except (KeyError, TypeError):
+            return None
+        removed = str(record.get("eventName", "")).startswith("ObjectRemoved")
+        changes.append(S3Change(bucket, key, removed))
+    return changes
+
+
+def folder_of(key: str) -> str:
+    """The folder (prefix ending in ``/``) an object is in; ``""`` at the bucket's root."""
+    return key[: key.rfind("/") + 1]
+
+
 def table_name(path: str) -> str:
     """A catalog table name for an S3 path, as the crawler derives it."""
     last = [part for part in path.rstrip("/").split("/") if part][-1]
@@ -189,9 +268,11 @@ class CrawlerEmulator:
         s3_client: Callable[[], Any],
         glue_client: Callable[[], Any],
         min_crawl_seconds: float = 0.3,
+        sqs_client: Optional[Callable[[], Any]] = None,
     ) -> None:
         self._s3 = s3_client
         self._glue = glue_client
+        self._sqs = sqs_client
         self._min_seconds = min_crawl_seconds
         self._faults: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -210,8 +291,14 @@ class CrawlerEmulator:
                 fault = self._faults.pop(crawler.name, None)
             if fault is not None:
                 raise CrawlError(fault)
+            event_mode = (getattr(crawler, "recrawl_policy", None) or {}).get(
+                "RecrawlBehavior"
+            ) == EVENT_MODE
             for target in (crawler.targets or {}).get("S3Targets", []):
-                self._crawl_target(crawler, target)
+                if event_mode and target.get("EventQueueArn"):
+                    self._crawl_target_from_events(crawler, crawl, target)
+                else:
+                    self._crawl_target(crawler, target)
         except Exception as exc:
             error = str(exc) or type(exc).__name__
             LOG.info("crawl of %s failed: %s", crawler.name, error)
@@ -224,6 +311,190 @@ class CrawlerEmulator:
             crawl.status = "STOPPED"
         else:
             crawl.status = "FAILED" if error else "COMPLETED"
+
+    def _crawl_target_from_events(self, crawler: Any, crawl: Any, target: dict[str, Any]) -> None:
+        """One S3 target of an event mode crawler: its queued events, or its first full listing."""
+        if self._sqs is None:
+            raise CrawlError("the local crawler has no SQS client for event mode")
+        sqs = self._sqs()
+        queue_url = self._queue_url(sqs, target["EventQueueArn"])
+        consumed, unreadable, changes = [], [], []
+        for message in self._receive(sqs, queue_url):
+            found = s3_changes(message.get("Body", ""))
+            if found is None:
+                unreadable.append(message)
+            else:
+                consumed.append(message)
+                changes.extend(found)
+        listing = not any(
+            other is not crawl and other.status == "COMPLETED"
+            for other in getattr(crawler, "crawls", [])
+        )
+        crawl.event_mode = "LISTING" if listing else "EVENTS"
+        if listing:
+            # "The first crawl lists all Amazon S3 objects from the target": it covers the
+            # events queued before it began too.
+            LOG.info("crawl of %s lists its whole target (its first crawl)", crawler.name)
+            self._crawl_target(crawler, target)
+        else:
+            LOG.info("crawl of %s runs from %d S3 events", crawler.name, len(changes))
+            self._crawl_changes(crawler, target, changes)
+        self._set_aside(sqs, queue_url, target.get("DlqEventQueueArn"), unreadable)
+        self._delete(sqs, queue_url, consumed)
+
+    def _queue_url(self, sqs: Any, queue_arn: str) -> str:
+        parts = queue_arn.split(":")
+        if len(parts) != 6 or parts[2] != "sqs":
+            raise CrawlError(f"{queue_arn} is not an SQS queue ARN")
+        try:
+            return sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])[
+                "QueueUrl"
+            ]
+        except sqs.exceptions.QueueDoesNotExist as error:
+            raise CrawlError(f"SQS queue {queue_arn} does not exist") from error
+
+    def _receive(self, sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+        """The messages visible in the queue now, at most :data:`MAX_EVENTS_PER_CRAWL`."""
+        messages: list[dict[str, Any]] = []
+        while len(messages) < MAX_EVENTS_PER_CRAWL:
+            batch = sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=min(10, MAX_EVENTS_PER_CRAWL - len(messages)),
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not batch:
+                break
+            messages.extend(batch)
+        return messages
+
+    def _delete(self, sqs: Any, queue_url: str, messages: list[dict[str, Any]]) -> None:
+        for start in range(0, len(messages), 10):
+            entries = [
+                {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+                for index, message in enumerate(messages[start : start + 10])
+            ]
+            sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+
+    def _set_aside(
+        self, sqs: Any, queue_url: str, dlq_arn: Optional[str], messages: list[dict[str, Any]]
+    ) -> None:
+        """Move messages that are no S3 event notification to the dead-letter queue."""
+        if not messages:
+            return
+        LOG.warning("%d queued messages are not S3 event notifications", len(messages))
+        if not dlq_arn:
+            return
+        dlq_url = self._queue_url(sqs, dlq_arn)
+        for message in messages:
+            sqs.send_message(QueueUrl=dlq_url, MessageBody=message["Body"])
+        self._delete(sqs, queue_url, messages)
+
+    def _crawl_changes(self, crawler: Any, target: dict[str, Any], changes: list[S3Change]) -> None:
+        """Catalog the objects the events name: list their folders, read only them."""
+        bucket, _, prefix = target["Path"][len("s3://") :].partition("/")
+        exclusions = target.get("Exclusions") or []
+        named: dict[str, bool] = {}
+        for change in changes:
+            key = change.key
+            if change.bucket != bucket or not key.startswith(prefix) or key.endswith("/"):
+                continue
+            if any(fnmatch(key[len(prefix) :], pattern) for pattern in exclusions):
+                continue
+            named[key] = change.removed
+        if not named:
+            return
+        present: set[str] = set()
+        for folder in sorted({folder_of(key) for key in named}):
+            present.update(self._folder_keys(bucket, folder))
+        schemas: dict[str, list[dict[str, str]]] = {}
+        compressions: dict[str, str] = {}
+        for key in sorted(named):
+            if key not in present:
+                # DeleteBehavior LOG: a removed object is only logged.
+                LOG.info("crawler %s: s3://%s/%s was removed", crawler.name, bucket, key)
+                continue
+            try:
+                sample, compressions[key] = self._sample(bucket, key)
+                schemas[key] = infer_columns(sample, f"s3://{bucket}/{key}")
+            except CrawlError as skipped:
+                LOG.info("crawler %s skips %s", crawler.name, skipped)
+        if schemas:
+            self._merge_tables(crawler, target, bucket, prefix, schemas, compressions)
+
+    def _folder_keys(self, bucket: str, folder: str) -> list[str]:
+        """The objects directly in ``folder`` (not in its subfolders)."""
+        paginator = self._s3().get_paginator("list_objects_v2")
+        return [
+            item["Key"]
+            for page in paginator.paginate(Bucket=bucket, Prefix=folder, Delimiter="/")
+            for item in page.get("Contents", [])
+        ]
+
+    def _merge_tables(
+        self,
+        crawler: Any,
+        target: dict[str, Any],
+        bucket: str,
+        prefix: str,
+        schemas: dict[str, list[dict[str, str]]],
+        compressions: dict[str, str],
+    ) -> None:
+        """Fold newly read objects into the target's table, as a full crawl would have.
+
+        Objects of the target table's columns join it (types widened, compression kept
+        only while all agree); objects of another layout get a table of their own. With no
+        target table yet, one is made when the new objects agree and no table of the
+        target exists; else each object gets its own, as a full crawl of mixed layouts does.
+        """
+        glue = self._glue()
+        database = crawler.database_name
+        name = table_name(target["Path"])
+        location = f"s3://{bucket}/{prefix}"
+        try:
+            table = glue.get_table(DatabaseName=database, Name=(crawler.table_prefix or "") + name)[
+                "Table"
+            ]
+        except glue.exceptions.EntityNotFoundException:
+            table = None
+        layouts = {tuple(c["Name"] for c in columns) for columns in schemas.values()}
+        if table is None:
+            if len(layouts) == 1 and not self._tables_under(database, location):
+                kinds = set(compressions[key] for key in schemas)
+                self._write_table(
+                    crawler,
+                    name,
+                    location,
+                    _merged_columns(list(schemas.values())),
+                    kinds.pop() if len(kinds) == 1 else None,
+                )
+                return
+            joining: list[str] = []
+        else:
+            columns = table["StorageDescriptor"]["Columns"]
+            layout = tuple(c["Name"] for c in columns)
+            joining = [
+                key for key, found in schemas.items() if tuple(c["Name"] for c in found) == layout
+            ]
+            if joining:
+                recorded = (table.get("Parameters") or {}).get("compressionType")
+                kinds = {compressions[key] for key in joining} | {recorded}
+                merged = _merged_columns([columns] + [schemas[key] for key in joining])
+                compression = kinds.pop() if len(kinds) == 1 else None
+                if merged != columns or compression != recorded:
+                    self._write_table(crawler, name, location, merged, compression)
+        for key, found in schemas.items():
+            if key not in joining:
+                self._write_table(
+                    crawler, table_name(key), f"s3://{bucket}/{key}", found, compressions[key]
+                )
+
+    def _tables_under(self, database: str, location: str) -> bool:
+        paginator = self._glue().get_paginator("get_tables")
+        return any(
+            (table.get("StorageDescriptor") or {}).get("Location", "").startswith(location)
+            for page in paginator.paginate(DatabaseName=database)
+            for table in page.get("TableList", [])
+        )
 
     def _crawl_target(self, crawler: Any, target: dict[str, Any]) -> None:
         bucket, _, prefix = target["Path"][len("s3://") :].partition("/")
@@ -317,6 +588,15 @@ class CrawlerEmulator:
             glue.create_table(DatabaseName=crawler.database_name, TableInput=table)
         except glue.exceptions.AlreadyExistsException:
             glue.update_table(DatabaseName=crawler.database_name, TableInput=table)
+
+
+def _merged_columns(layouts: list[list[dict[str, str]]]) -> list[dict[str, str]]:
+    """Columns of one layout seen several times, each of the widest type seen."""
+    merged = [dict(column) for column in layouts[0]]
+    for columns in layouts[1:]:
+        for column, other in zip(merged, columns):
+            column["Type"] = widest_type(column["Type"], other["Type"])
+    return merged
 
 
 def last_crawl(crawler: Any) -> Optional[dict[str, Any]]:

@@ -296,7 +296,9 @@ class LocalStack:
         moto_sfn_glue.install(patches)
         moto_sfn_time.install(patches, self.time_scale)
         self.crawlers = moto_glue_crawler.CrawlerEmulator(
-            lambda: self.client("s3"), lambda: self.client("glue")
+            lambda: self.client("s3"),
+            lambda: self.client("glue"),
+            sqs_client=lambda: self.client("sqs"),
         )
         moto_glue_crawler.install(patches, self.crawlers)
         moto_glue_crawls.install(patches)
