@@ -15,7 +15,9 @@ statement — the airports reload here, the fact loads of the Glue job — runs 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 import re
 import time
 from typing import Any, Callable, Optional
@@ -25,9 +27,12 @@ from botocore.exceptions import ClientError
 from flightpipe.retryable import raise_if_throttled
 from flightpipe.sql import read_sql, render_statements, split_statements
 from flightpipe.warehouse.data_api import WarehouseTarget
-from flightpipe.warehouse.port import StatementError, Warehouse
+from flightpipe.warehouse.port import StatementError, StatementTimeoutError, Warehouse
 
-DDL_ATTEMPTS = 3
+# Concurrent executions can collide in the catalog while bootstrapping (Redshift and
+# PostgreSQL both abort concurrent updates of one grant): retried with jittered backoff.
+DDL_ATTEMPTS = 6
+BOOTSTRAP_SQL = ("schema.sql", "create_pipeline_role.sql", "grants.sql")
 # Database role holding the pipeline's privileges on schema airlines (sql/grants.sql).
 PIPELINE_ROLE = "flightpipe"
 # Where the airports COPY manifest is written: under staging/, which the COPY role reads
@@ -59,6 +64,25 @@ class WarehouseNotBootstrappedError(RuntimeError):
     """Schema airlines or the pipeline's grants are missing and this step may not create them."""
 
 
+def ddl_fingerprint() -> str:
+    """A hash of the bootstrap SQL: when it changes, the bootstrap must run again."""
+    digest = hashlib.sha256()
+    for name in BOOTSTRAP_SQL:
+        digest.update(read_sql(name).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def applied_fingerprint(warehouse: Warehouse) -> Optional[str]:
+    """The fingerprint the last bootstrap recorded (None before one, or without access)."""
+    try:
+        rows = warehouse.query(read_sql("ddl_applied.sql"))
+    except StatementTimeoutError:
+        raise
+    except StatementError:  # no such table yet, or no access to it
+        return None
+    return str(rows[0]["ddl_hash"]) if rows else None
+
+
 def bootstrap_warehouse(
     warehouse: Warehouse,
     *,
@@ -69,9 +93,11 @@ def bootstrap_warehouse(
 
     Redshift has no ``CREATE ROLE IF NOT EXISTS``, so the role is looked up first.
     Concurrent executions can still collide in the catalog; every statement is
-    idempotent, so a failed attempt is simply run again.
+    idempotent, so a failed attempt is simply run again after a jittered backoff.
+    The grants' transaction records the DDL's fingerprint (see :func:`ensure_schema`).
     """
     ddl = split_statements(read_sql("schema.sql")) + split_statements(read_sql("grants.sql"))
+    ddl += render_statements("record_ddl_applied.sql", ddl_hash=ddl_fingerprint())
     for attempt in range(1, attempts + 1):
         try:
             rows = warehouse.query(read_sql("pipeline_role_exists.sql"))
@@ -82,7 +108,7 @@ def bootstrap_warehouse(
         except StatementError:
             if attempt == attempts:
                 raise
-            sleep(0.5 * attempt)
+            sleep(random.uniform(0.5, 1.0) * 2 ** (attempt - 1))
 
 
 def ensure_schema(
@@ -93,19 +119,19 @@ def ensure_schema(
 ) -> str:
     """Make sure schema airlines exists with the pipeline's grants.
 
-    With an admin connection the bootstrap runs every time (idempotent, and it applies
-    new tables and grants). Without one, the pipeline identity checks its access; only
-    when that fails does it try the bootstrap itself (which works when it was given a
-    privileged user), and otherwise says what an admin has to run.
+    With an admin connection the bootstrap runs when the bootstrap SQL changed since it
+    last ran (its fingerprint, read by the pipeline identity): once after each deploy that
+    changes the DDL, not at every execution. Without one, the pipeline identity checks its
+    access; only when that fails does it try the bootstrap itself (which works when it was
+    given a privileged user), and otherwise says what an admin has to run.
     """
     if admin is not None:
+        if applied_fingerprint(warehouse) == ddl_fingerprint() and _has_access(warehouse):
+            return "ready"
         bootstrap_warehouse(admin, sleep=sleep)
         return "bootstrapped"
-    try:
-        warehouse.query(read_sql("pipeline_access_check.sql"))
+    if _has_access(warehouse):
         return "ready"
-    except StatementError:
-        pass
     try:
         bootstrap_warehouse(warehouse, sleep=sleep)
     except StatementError as error:
@@ -201,6 +227,17 @@ def copy_role_attach_command(target: Optional[WarehouseTarget], role_arn: str) -
         f"{workgroup}> --iam-roles {role_arn} <the namespace's current role ARNs> "
         "--default-iam-role-arn <its current default role ARN>"
     )
+
+
+def _has_access(warehouse: Warehouse) -> bool:
+    """Whether ``warehouse``'s identity can read every table of schema airlines."""
+    try:
+        warehouse.query(read_sql("pipeline_access_check.sql"))
+    except StatementTimeoutError:
+        raise
+    except StatementError:
+        return False
+    return True
 
 
 def prepare_warehouse(

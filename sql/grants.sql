@@ -14,3 +14,6 @@ GRANT SELECT, INSERT, DELETE ON TABLE airlines.dimension_loads TO ROLE flightpip
 -- ETL job: replace a file's rows in the fact table and record every attempt.
 GRANT SELECT, INSERT, DELETE ON TABLE airlines.daily_flights_fact TO ROLE flightpipe;
 GRANT SELECT, INSERT ON TABLE airlines.load_ledger TO ROLE flightpipe;
+
+-- Prepare step: whether the bootstrap must run again (the fingerprint of the DDL applied).
+GRANT SELECT ON TABLE airlines.ddl_applied TO ROLE flightpipe;

@@ -246,10 +246,10 @@ def test_admin_bootstraps_and_two_pipeline_users_in_the_pipeline_role_do_all_the
     s3.upload_airports((shared_data / "airports.csv").read_bytes())
     # The admin creates the role, the schema and the grants; the airports load runs as the
     # prepare user, who (like the job's user) is in the role from its next sign-in on.
-    ensure_schema(warehouse, admin=warehouse)
+    assert ensure_schema(warehouse, admin=warehouse) == "bootstrapped"
     _join_pipeline_role(redshift_standin)
     result = _prepare(prepare_user, s3, admin=warehouse)
-    assert result["bootstrap"] == "bootstrapped"
+    assert result["bootstrap"] == "ready"  # the DDL applied is current: no admin statements
     assert (result["airports"]["reloaded"], result["airports"]["rows"]) == (True, 365)
     # The Glue job's user loads the fact table through the same role, in one transaction.
     staged = gzip.compress(b"AA,10397,12478,5,-3,2023-01-02\nDL,99999,10397,,,2023-01-02\n")
@@ -292,8 +292,19 @@ def test_without_an_admin_an_unprivileged_user_gets_told_how_to_bootstrap(
     _join_pipeline_role(redshift_standin)
     with pytest.raises(WarehouseNotBootstrappedError, match="adminSecretArn"):
         ensure_schema(prepare_user, admin=None)
-    ensure_schema(warehouse, admin=warehouse)
+    # The DDL did not change, but the pipeline's identity lost access: the admin re-grants.
+    assert ensure_schema(prepare_user, admin=warehouse) == "bootstrapped"
     assert ensure_schema(prepare_user, admin=None) == "ready"
+
+
+def test_the_bootstrap_runs_again_only_when_its_sql_changed(warehouse, monkeypatch):
+    from flightpipe import warehouse_setup
+
+    ensure_schema(warehouse, admin=warehouse)
+    assert ensure_schema(warehouse, admin=warehouse) == "ready"
+    monkeypatch.setattr(warehouse_setup, "ddl_fingerprint", lambda: "a-changed-schema")
+    assert ensure_schema(warehouse, admin=warehouse) == "bootstrapped"
+    assert ensure_schema(warehouse, admin=warehouse) == "ready"
 
 
 def test_bootstrap_sql_is_what_the_pipeline_role_needs_and_no_more():

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from flightpipe.warehouse.data_api import DataApiWarehouse, WarehouseTarget
-from flightpipe.warehouse.port import StatementError, Warehouse, WarehouseThrottledError
+from flightpipe.warehouse.port import (
+    StatementError,
+    StatementTimeoutError,
+    Warehouse,
+    WarehouseThrottledError,
+)
 
 __all__ = [
     "DataApiWarehouse",
     "StatementError",
+    "StatementTimeoutError",
     "Warehouse",
     "WarehouseTarget",
     "WarehouseThrottledError",

@@ -16,7 +16,12 @@ from typing import Any, Callable, Optional
 from botocore.exceptions import ClientError
 
 from flightpipe.retryable import is_throttling
-from flightpipe.warehouse.port import Row, StatementError, WarehouseThrottledError
+from flightpipe.warehouse.port import (
+    Row,
+    StatementError,
+    StatementTimeoutError,
+    WarehouseThrottledError,
+)
 
 _TERMINAL_STATES = ("FINISHED", "FAILED", "ABORTED")
 # Time a Lambda keeps after its last statement wait: cancelling the statement, raising and
@@ -157,7 +162,7 @@ class DataApiWarehouse:
                 raise StatementError(_failure_message(statement))
             if time.monotonic() > deadline:
                 self._call("cancel_statement", Id=statement_id)
-                raise StatementError(
+                raise StatementTimeoutError(
                     f"statement {statement_id} still {status} at the end of {limit}; cancelled"
                 )
             self._sleep(interval)

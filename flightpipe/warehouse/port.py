@@ -14,6 +14,10 @@ class StatementError(RuntimeError):
     """A statement or batch ended FAILED or ABORTED in the warehouse."""
 
 
+class StatementTimeoutError(StatementError):
+    """A statement was still running when the caller's time ran out; it was cancelled."""
+
+
 class WarehouseThrottledError(ServiceThrottledError):
     """The warehouse API throttled the call; the caller may retry with backoff.
 
