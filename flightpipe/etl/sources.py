@@ -400,17 +400,20 @@ class _Decompressed:
                     f"{self._key}: the {self._kind} data is corrupt "
                     f"(near compressed byte {self.compressed_bytes}): {error}"
                 ) from None
-            if self._kind == GZIP:
-                self._input = self._decoder.unconsumed_tail
             if self._decoder.eof:
-                self._input = self._decoder.unused_data + self._input
+                # All input was passed in: what follows the member is all in unused_data
+                # (zlib may still show it in unconsumed_tail too).
+                self._input = self._decoder.unused_data
                 self._decoder = None
                 self._members += 1
-            elif not out and self._raw_eof and self._wants_input():
-                raise FileRejected(
-                    f"{self._key}: the {self._kind} data is truncated: it ends before its "
-                    "end-of-stream marker (an interrupted upload or copy?)"
-                )
+            else:
+                if self._kind == GZIP:
+                    self._input = self._decoder.unconsumed_tail
+                if not out and self._raw_eof and self._wants_input():
+                    raise FileRejected(
+                        f"{self._key}: the {self._kind} data is truncated: it ends before its "
+                        "end-of-stream marker (an interrupted upload or copy?)"
+                    )
             if out:
                 return out
         return b""
@@ -516,8 +519,8 @@ class RangedObject(io.RawIOBase):
             position = self._size + offset
         else:
             raise ValueError(f"invalid whence {whence}")
-        if position < 0:
-            raise ValueError(f"negative seek position {position}")
+        if position < 0:  # OSError, as a real file says (zipfile relies on it)
+            raise OSError(22, f"negative seek position {position}")
         self._position = position
         return position
 
