@@ -23,6 +23,7 @@ FILE_FIELDS = {
     "unmatched_airport_rows": (int,),
     "error": (str, type(None)),
     "runtimes": (dict,),
+    "job_peak_rss_mb": (float, type(None)),
 }
 
 

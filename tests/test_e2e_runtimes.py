@@ -35,6 +35,8 @@ def test_a_file_loads_with_the_job_on_glue_python_39_and_the_lambdas_on_312_from
     assert job_runtime is not None and job_runtime["python"].startswith("3.9.")
     assert (job_runtime["boto3"], job_runtime["botocore"]) == (pinned["boto3"], pinned["botocore"])
 
+    assert outcome.job_peak_rss_mb is not None and 20 < outcome.job_peak_rss_mb < 2048
+
     lambda_runtime = outcome.runtimes["lambda"]
     assert lambda_runtime is not None and lambda_runtime["python"].startswith("3.12.")
     packaged_zip = (REPO_ROOT / ".serverless" / "flightpipe.zip").read_bytes()

@@ -57,6 +57,8 @@ class FileOutcome:
     runtimes: dict[str, Optional[dict[str, str]]] = field(
         default_factory=lambda: {"job": None, "lambda": None}
     )
+    # The job process's peak RSS as its summary recorded it (None when it wrote none).
+    job_peak_rss_mb: Optional[float] = None
     execution_arn: Optional[str] = field(default=None, repr=False)
 
     def as_json(self) -> dict[str, Any]:
@@ -228,21 +230,20 @@ class PipelineRunner:
         history = self._history(upload.execution_arn)
         if result.error is None and execution["status"] != "SUCCEEDED":
             result.error = execution_error(history, execution)
-        result.runtimes = {
-            "job": self.job_runtime(execution["name"]),
-            "lambda": lambda_runtime(history),
-        }
+        summary = self.job_summary(execution["name"])
+        result.runtimes = {"job": summary.get("runtime"), "lambda": lambda_runtime(history)}
+        result.job_peak_rss_mb = summary.get("peak_rss_mb")
         return result
 
-    def job_runtime(self, execution_name: str) -> Optional[dict[str, str]]:
-        """The runtime the job recorded in its summary (None when it wrote none)."""
+    def job_summary(self, execution_name: str) -> dict[str, Any]:
+        """The summary the job wrote for an execution (empty when it wrote none)."""
         try:
             body = self._s3.get_object(
                 Bucket=self.stack.bucket, Key=f"{REPORTS_PREFIX}{execution_name}.json"
             )["Body"].read()
-            return json.loads(body).get("runtime")
+            return dict(json.loads(body))
         except Exception:  # no summary: the job did not run, or failed before writing it
-            return None
+            return {}
 
     def ledger_row(self, execution_arn: str) -> Optional[dict[str, Any]]:
         standin = self.stack.standin

@@ -40,6 +40,8 @@ class JobSummary:
     summary_uri: Optional[str] = None
     # The interpreter and SDK the job ran on (Glue's runtime plus --additional-python-modules).
     runtime: dict[str, str] = field(default_factory=runtime_versions)
+    # The job process's peak resident memory so far, in MiB (set when the summary is written).
+    peak_rss_mb: Optional[float] = None
 
     @property
     def succeeded(self) -> bool:
@@ -52,10 +54,20 @@ class JobSummary:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, sort_keys=False)
 
 
+def peak_rss_mb() -> Optional[float]:
+    """This process's peak resident set size in MiB (Linux reports ``ru_maxrss`` in KiB)."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return None
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def write_summary(s3: Any, summary: JobSummary, bucket: str, key: str) -> str:
     """Put the summary as JSON at ``s3://bucket/key``; return that URI."""
     uri = f"s3://{bucket}/{key}"
     summary.summary_uri = uri
+    summary.peak_rss_mb = peak_rss_mb()
     s3.put_object(
         Bucket=bucket,
         Key=key,
