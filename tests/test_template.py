@@ -666,7 +666,7 @@ def test_etl_job_is_a_python_shell_39_job_with_the_analytics_library_set(resourc
         "--reject_threshold",
     } <= set(args)
     assert args["--reject_threshold"] == "0.05"
-    assert props["ExecutionProperty"]["MaxConcurrentRuns"] > 1
+    assert int(props["ExecutionProperty"]["MaxConcurrentRuns"]) >= 20  # ~1,000 files an hour
     assert props["MaxCapacity"] in (0.0625, 1)
     assert props["Timeout"] > 0
 
