@@ -93,6 +93,14 @@ class LocalDirS3:
                 return {"Body": io.BytesIO(handle.read(last - first + 1)), "ContentLength": size}
         return {"Body": path.open("rb"), "ContentLength": size}
 
+    def head_object(self, Bucket: str, Key: str, **_: Any) -> dict:
+        path = self.root / Bucket / Key
+        if not path.is_file():
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "404", "Message": "Not Found"}}, "HeadObject")
+        return {"ContentLength": path.stat().st_size}
+
     def upload_file(self, filename: str, bucket: str, key: str, **_: Any) -> None:
         shutil.copyfile(filename, self._path(bucket, key))
 
@@ -113,6 +121,7 @@ def _worker(mode: str, root: Path, airports: Path) -> dict:
     from flightpipe.etl.job import run_job
     from flightpipe.etl.job_args import JobArgs
     from flightpipe.sql import read_sql, render_statements, split_statements
+    from flightpipe.warehouse_setup import write_airports_manifest
     from flightpipe_local.redshift_standin import RedshiftStandIn, StandInWarehouse
 
     s3 = LocalDirS3(root / "s3")
@@ -126,6 +135,7 @@ def _worker(mode: str, root: Path, airports: Path) -> dict:
         standin.execute_batch(
             render_statements(
                 "load_airports.sql",
+                manifest_uri=write_airports_manifest(s3, BUCKET, "dimensions/airports.csv"),
                 source_uri=f"s3://{BUCKET}/dimensions/airports.csv",
                 source_version="bench",
                 iam_role=ROLE,
@@ -175,7 +185,10 @@ def _measure(mode: str, root: Path, airports: Path) -> dict:
         "--airports",
         str(airports),
     ]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"the {mode} run failed (exit {done.returncode}):\n{done.stderr}")
+    output = done.stdout
     return json.loads(output.strip().splitlines()[-1])
 
 

@@ -220,8 +220,14 @@ REJECTIONS = {
     "gzip-named-csv": (
         "incoming/packed.csv",
         gzip.compress(CSV_TEXT),
-        "incoming/packed.csv: named .csv but the content is not text: it is gzip-compressed "
-        "data; name a gzip file .csv.gz or .gz",
+        "incoming/packed.csv: named .csv but the content is not text (UTF-8): it is "
+        "gzip-compressed data; name a gzip file .csv.gz or .gz",
+    ),
+    "utf16-csv": (
+        "incoming/excel-unicode.csv",
+        CSV_TEXT.decode().encode("utf-16"),
+        "incoming/excel-unicode.csv: named .csv but the content is not text (UTF-8): it is "
+        "UTF-16 encoded text (little-endian); save it as UTF-8 CSV (Excel: 'CSV UTF-8')",
     ),
     "truncated-gzip": (
         "incoming/cut.csv.gz",

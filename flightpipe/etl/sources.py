@@ -56,6 +56,8 @@ _BINARY_MAGICS = (
     (b"\x28\xb5\x2f\xfd", "Zstandard-compressed data"),
     (b"Rar!\x1a\x07", "a RAR archive"),
     (b"\x89PNG", "a PNG image"),
+    (b"\xff\xfe", "UTF-16 encoded text (little-endian)"),
+    (b"\xfe\xff", "UTF-16 encoded text (big-endian)"),
 )
 # Names that are not accepted, and what they are (longest suffix first).
 _NAMED_KINDS = (
@@ -198,8 +200,8 @@ def open_source(s3: Any, bucket: str, key: str, version_id: Optional[str] = None
         if named == CSV:
             if found in (GZIP, BZIP2, ZIP, "binary"):
                 raise FileRejected(
-                    f"{key}: named .csv but the content is not text: it is "
-                    f"{describe_content(head)}; {_rename_hint(found)}"
+                    f"{key}: named .csv but the content is not text (UTF-8): it is "
+                    f"{describe_content(head)}; {_rename_hint(found, head)}"
                 )
             return Source(_Prefixed(head, body), CSV, _closers=[body.close])
         if found != named:
@@ -310,7 +312,9 @@ def _describe_name(key: str) -> str:
     return f"a file named .{name.rsplit('.', 1)[-1]}"
 
 
-def _rename_hint(found: str) -> str:
+def _rename_hint(found: str, head: bytes) -> str:
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "save it as UTF-8 CSV (Excel: 'CSV UTF-8')"
     if found == GZIP:
         return "name a gzip file .csv.gz or .gz"
     if found == BZIP2:
