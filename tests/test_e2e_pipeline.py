@@ -60,10 +60,15 @@ def test_a_file_with_missing_columns_fails_with_a_notice_and_leaves_the_table_un
 def test_a_failed_crawl_takes_the_failure_path_and_the_job_never_runs(
     stack: LocalStack, shared_data: Path
 ) -> None:
-    stack.crawlers.fail_next(stack.crawler_name, "Internal Service Exception")  # type: ignore[union-attr]
+    crawlers = stack.crawlers
+    assert crawlers is not None
+    crawlers.fail_until_cleared(stack.crawler_name, "Internal Service Exception")
     notices_before = len(stack.notices.notices())
     runs_before = len(stack.client("glue").get_job_runs(JobName=stack.job_name)["JobRuns"])
-    (outcome,) = run_files(stack, shared_data / "sample_flights.csv")
+    try:
+        (outcome,) = run_files(stack, shared_data / "sample_flights.csv")
+    finally:
+        crawlers.clear_faults()
     assert outcome.execution_status == "FAILED"
     assert outcome.load_status is None
     assert len(stack.client("glue").get_job_runs(JobName=stack.job_name)["JobRuns"]) == runs_before
@@ -74,6 +79,7 @@ def test_a_failed_crawl_takes_the_failure_path_and_the_job_never_runs(
     notice = new_notices[0].body()
     assert notice["status"] == "FAILED" and notice["key"] == outcome.key
     assert "crawl" in json.dumps(notice).lower()
+    assert "Internal Service Exception" in notice["cause"]  # the crawl's own error
 
 
 def test_a_job_failing_between_delete_and_insert_leaves_no_partial_rows(

@@ -275,6 +275,7 @@ class CrawlerEmulator:
         self._sqs = sqs_client
         self._min_seconds = min_crawl_seconds
         self._faults: dict[str, str] = {}
+        self._lasting_faults: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def fail_next(self, crawler_name: str, message: str) -> None:
@@ -282,13 +283,29 @@ class CrawlerEmulator:
         with self._lock:
             self._faults[crawler_name] = message
 
+    def fail_until_cleared(self, crawler_name: str, message: str) -> None:
+        """Make every crawl of ``crawler_name`` fail with ``message`` until :meth:`clear_faults`.
+
+        For tests of a failed crawl: the crawl that covers a file is not always the next one
+        (one that starts within the second the file was written does not cover it).
+        """
+        with self._lock:
+            self._lasting_faults[crawler_name] = message
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self._lasting_faults.clear()
+
     def crawl(self, crawler: Any, crawl: Any) -> None:
         """Run one crawl to its end and record its outcome on ``crawl``."""
         started = time.monotonic()
         error: Optional[str] = None
         try:
             with self._lock:
-                fault = self._faults.pop(crawler.name, None)
+                fault = self._faults.pop(crawler.name, None) or self._lasting_faults.get(
+                    crawler.name
+                )
             if fault is not None:
                 raise CrawlError(fault)
             event_mode = (getattr(crawler, "recrawl_policy", None) or {}).get(
