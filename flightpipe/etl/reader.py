@@ -14,9 +14,12 @@ without a final newline has its last record all the same.
 from __future__ import annotations
 
 import codecs
+import queue
+import threading
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import BinaryIO
+from dataclasses import dataclass, field
+from typing import BinaryIO, Optional
 
 import numpy as np
 
@@ -39,6 +42,9 @@ class RecordBlock:
     starts: np.ndarray
     ends: np.ndarray
     lines: np.ndarray
+    _separators: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
+        default=None, repr=False, compare=False
+    )
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -46,14 +52,40 @@ class RecordBlock:
     def record(self, index: int) -> bytes:
         return self.data[self.starts[index] : self.ends[index]]
 
+    def separators(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(commas outside quotes, index of each record's first comma in them, quotes).
+
+        Record i's commas are ``commas[first[i]:first[i] + field_count - 1]``. Computed once
+        per block: the field counts and the field boundaries both come from them.
+        """
+        if self._separators is None:
+            array = np.frombuffer(self.data, dtype=np.uint8)
+            commas = np.flatnonzero(array == _COMMA)
+            quotes = _positions(self.data, array, _QUOTE)
+            if len(quotes):
+                commas = commas[(np.searchsorted(quotes, commas) & 1) == 0]
+            self._separators = (commas, np.searchsorted(commas, self.starts), quotes)
+        return self._separators
+
     def field_counts(self) -> np.ndarray:
         """Number of fields of each record: commas outside quotes, plus one."""
+        commas, first, _ = self.separators()
+        if not len(self):
+            return np.zeros(0, dtype=np.int64)
+        # Records one after the other, only line ends between them (a reader's blocks):
+        # the commas before the next record's start are those before this one's end.
+        gaps = self.starts[1:] - self.ends[:-1]
         array = np.frombuffer(self.data, dtype=np.uint8)
-        commas = np.flatnonzero(array == _COMMA)
-        quotes = np.flatnonzero(array == _QUOTE)
-        if len(quotes):
-            commas = commas[(np.searchsorted(quotes, commas) & 1) == 0]
-        return np.searchsorted(commas, self.ends) - np.searchsorted(commas, self.starts) + 1
+        if len(gaps) == 0 or (
+            gaps.max() <= 2
+            and not (array[self.ends[:-1]] == _COMMA).any()
+            and not (array[self.starts[1:] - 1] == _COMMA).any()
+        ):
+            following = np.empty(len(self), dtype=np.int64)
+            following[:-1] = first[1:]
+            following[-1] = np.searchsorted(commas, self.ends[-1])
+            return following - first + 1
+        return np.searchsorted(commas, self.ends) - first + 1
 
     def without_first(self) -> RecordBlock:
         """The block minus its first record, sharing the bytes that follow it."""
@@ -61,6 +93,12 @@ class RecordBlock:
         return RecordBlock(
             self.data[offset:], self.starts[1:] - offset, self.ends[1:] - offset, self.lines[1:]
         )
+
+    def subset(self, keep: np.ndarray) -> RecordBlock:
+        """The kept records over the same bytes (no copy): records need not be contiguous."""
+        if keep.all():
+            return self
+        return RecordBlock(self.data, self.starts[keep], self.ends[keep], self.lines[keep])
 
     def select(self, keep: np.ndarray) -> RecordBlock:
         """A block of the kept records only (copies bytes only when some are dropped)."""
@@ -165,6 +203,67 @@ class CsvRecordReader:
                 return
 
 
+class BlockPrefetcher:
+    """The next block read on a background thread while the current one is used.
+
+    Reading (the S3 stream, decompression) and the scans for record and field
+    boundaries run beside whoever consumes the blocks; most of it releases the GIL
+    (socket and file reads, zlib/bz2, numpy). The thread starts on a block only once
+    the previous one has been taken, so at most two blocks are alive: memory stays
+    flat. An error on the reading thread is raised where the next block is asked
+    for. ``close`` stops the thread and waits for it, so the source can be closed
+    safely after it.
+    """
+
+    def __init__(self, blocks: Iterator[RecordBlock]) -> None:
+        self._queue: queue.Queue = queue.Queue()
+        self._may_read = threading.Semaphore(1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._produce, args=(blocks,), name="read-blocks", daemon=True
+        )
+        self._thread.start()
+        self.waited = 0.0  # seconds the consumer spent waiting for a block
+
+    def __iter__(self) -> Iterator[RecordBlock]:
+        while True:
+            asked = time.monotonic()
+            block, error = self._queue.get()
+            self.waited += time.monotonic() - asked
+            if error is not None:
+                raise error
+            if block is None:
+                return
+            self._may_read.release()
+            yield block
+
+    def close(self) -> None:
+        self._stop.set()
+        self._may_read.release()
+        self._thread.join()
+
+    def __enter__(self) -> BlockPrefetcher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _produce(self, blocks: Iterator[RecordBlock]) -> None:
+        try:
+            while True:
+                self._may_read.acquire()
+                if self._stop.is_set():
+                    return
+                block = next(blocks, None)
+                if block is not None:
+                    block.separators()
+                self._queue.put((block, None))
+                if block is None:
+                    return
+        except BaseException as error:  # re-raised on the consuming thread
+            self._queue.put((None, error))
+
+
 def _split_records(
     buffer: bytes, first_line: int, final: bool
 ) -> tuple[RecordBlock | None, int, int]:
@@ -176,7 +275,7 @@ def _split_records(
     """
     array = np.frombuffer(buffer, dtype=np.uint8)
     newlines = np.flatnonzero(array == _LF)
-    quotes = np.flatnonzero(array == _QUOTE)
+    quotes = _positions(buffer, array, _QUOTE)
     inside = (np.searchsorted(quotes, newlines) & 1) == 1 if len(quotes) else None
     boundaries = newlines if inside is None else newlines[~inside]
     if final:
@@ -198,6 +297,16 @@ def _split_records(
     has_cr = ends > starts
     has_cr[has_cr] = array[ends[has_cr] - 1] == _CR
     ends = ends - has_cr
-    lines = first_line + np.searchsorted(newlines, starts)
+    if len(terminators) == len(newlines):  # no quoted line feed: record i starts line i
+        lines = first_line + np.arange(len(terminators), dtype=np.int64)
+    else:
+        lines = first_line + np.searchsorted(newlines, starts)
     newline_count = int(np.searchsorted(newlines, consumed))
     return RecordBlock(buffer[:consumed], starts, ends, lines), consumed, newline_count
+
+
+def _positions(data: bytes, array: np.ndarray, byte: int) -> np.ndarray:
+    """Where ``byte`` occurs in ``data`` (``array`` is its uint8 view); a memchr first."""
+    if data.find(bytes((byte,))) < 0:
+        return np.zeros(0, dtype=np.intp)
+    return np.flatnonzero(array == byte)

@@ -15,9 +15,10 @@ import queue
 import re
 import tempfile
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from flightpipe.etl.validate import Reject
 
@@ -68,17 +69,23 @@ class StagedRowsFile(_SpoolFile):
         self._thread = threading.Thread(target=self._compress, name="stage-gzip", daemon=True)
         self._thread.start()
         self.rows = 0
+        self.waited = 0.0  # seconds the writer spent waiting for the compressor
 
-    def write(self, csv_text: str, rows: int) -> None:
+    def write(self, csv_data: Union[bytes, str], rows: int) -> None:
+        """Queue rows of CSV (UTF-8 bytes, or text) for compression."""
         self._raise_if_failed()
-        if csv_text:
-            self._queue.put(csv_text.encode("utf-8"))
+        if csv_data:
+            asked = time.monotonic()
+            self._queue.put(csv_data.encode("utf-8") if isinstance(csv_data, str) else csv_data)
+            self.waited += time.monotonic() - asked
         self.rows += rows
 
     def close(self) -> None:
         if self._thread.is_alive():
+            asked = time.monotonic()
             self._queue.put(None)
             self._thread.join()
+            self.waited += time.monotonic() - asked
         if not self._raw.closed:
             self._gzip.close()
             self._raw.close()

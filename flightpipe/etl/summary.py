@@ -36,6 +36,11 @@ class JobSummary:
     error: Optional[str] = None
     started_at: Optional[str] = None
     finished_at: Optional[str] = None
+    # Wall seconds per phase. read_validate: reading, validating and gzip-staging the file,
+    # which overlap (a reader thread, the validating thread, a compressing thread); of it,
+    # read_wait is the validating thread waiting for blocks (reading or decompressing the
+    # upload is the bottleneck) and stage_wait waiting for the compressor. upload: the
+    # staged (and rejects) file to S3. load: the one-transaction load batch. total: all.
     timings_s: dict[str, float] = field(default_factory=dict)
     summary_uri: Optional[str] = None
     # The interpreter and SDK the job ran on (Glue's runtime plus --additional-python-modules).
