@@ -11,8 +11,8 @@ and reports, printed and as JSON in ``bench/results/``:
 - crawls the crawler ran (``ListCrawls``) and Glue job runs (``GetJobRuns``);
 - time from upload to the end of the file's execution, p50/p95/max, in wall
   seconds and in AWS-equivalent seconds: the emulator runs Wait states and Retry
-  intervals on a clock ``time_scale`` times faster, so the waiting measured in each
-  execution's history is scaled back (Glue's and Lambda's own start-up on AWS is
+  intervals on faster clocks (``time_scale``, ``retry_time_scale``), so the waiting
+  measured in each execution's history is scaled back (Glue's and Lambda's own start-up on AWS is
   not modelled: the job and the Lambdas run here at this machine's speed).
 
 Goal: every execution SUCCEEDED, rows exact, crawls at most 10% of the files.
@@ -60,17 +60,21 @@ def generate(directory: Path, files: int, rows: int) -> list[Path]:
     return [airports, *paths]
 
 
-def waiting_seconds(history: list[dict[str, Any]]) -> float:
-    """Time an execution spent in Wait states and between a failed try and its retry."""
-    waited, opened = 0.0, None
+def waiting_seconds(history: list[dict[str, Any]]) -> tuple[float, float]:
+    """Time an execution spent in Wait states, and between a failed try and its retry."""
+    waited, retried, opened, kind_opened = 0.0, 0.0, None, ""
     for event in history:
         kind = event["type"]
         if kind in ("WaitStateEntered", "TaskFailed", "LambdaFunctionFailed"):
-            opened = event["timestamp"]
+            opened, kind_opened = event["timestamp"], kind
         elif opened is not None and kind in ("WaitStateExited", "TaskScheduled"):
-            waited += (event["timestamp"] - opened).total_seconds()
+            seconds = (event["timestamp"] - opened).total_seconds()
+            if kind_opened == "WaitStateEntered":
+                waited += seconds
+            else:
+                retried += seconds
             opened = None
-    return waited
+    return waited, retried
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -110,7 +114,12 @@ def run(files: int, rows: int, timeout_s: float) -> dict[str, Any]:
                 start = described["startDate"].timestamp()
                 seconds = described["stopDate"].timestamp() - min(start, uploaded_at[upload.key])
                 wall.append(seconds)
-                aws.append(seconds + waiting_seconds(history) * (1 / stack.time_scale - 1))
+                waited, retried = waiting_seconds(history)
+                aws.append(
+                    seconds
+                    + waited * (1 / stack.time_scale - 1)
+                    + retried * (1 / stack.retry_time_scale - 1)
+                )
             crawls = glue.list_crawls(CrawlerName=stack.crawler_name, MaxResults=1000)["Crawls"]
             job_runs = glue.get_job_runs(JobName=stack.job_name, MaxResults=1000)["JobRuns"]
             fact_rows = int(
@@ -133,6 +142,7 @@ def run(files: int, rows: int, timeout_s: float) -> dict[str, Any]:
         "upload_to_end_aws_equivalent_s": percentiles(aws),
         "burst_wall_s": round(elapsed, 1),
         "time_scale": stack.time_scale,
+        "retry_time_scale": stack.retry_time_scale,
         "errors": sorted({o.error for o in outcomes if o.error})[:5],
     }
 

@@ -74,6 +74,7 @@ class LocalStack:
         repo: Optional[Path] = None,
         state_dir: Optional[Path] = None,
         time_scale: float = moto_sfn_time.DEFAULT_SCALE,
+        retry_time_scale: float = moto_sfn_time.DEFAULT_RETRY_SCALE,
         port: int = 0,
         echo: Optional[Echo] = None,
         stage: str = DEFAULT_STAGE,
@@ -84,6 +85,7 @@ class LocalStack:
         self.repo = (repo or repo_root()).resolve()
         self.state_dir = Path(state_dir).resolve() if state_dir else None
         self.time_scale = time_scale
+        self.retry_time_scale = retry_time_scale
         # S3 events carry URL-encoded object keys (as classic S3 notifications do).
         self.encode_event_keys = encode_event_keys
         self.region = region
@@ -294,7 +296,7 @@ class LocalStack:
         moto_s3_multipart.install(patches)
         moto_events.install(patches, encode_keys=self.encode_event_keys)
         moto_sfn_glue.install(patches)
-        moto_sfn_time.install(patches, self.time_scale)
+        moto_sfn_time.install(patches, self.time_scale, self.retry_time_scale)
         self.crawlers = moto_glue_crawler.CrawlerEmulator(
             lambda: self.client("s3"),
             lambda: self.client("glue"),
