@@ -281,6 +281,9 @@ def test_concurrent_loads_of_one_file_wait_for_each_other_and_leave_one_copy(
     and both insert (a duplicate), and two reloads conflict (1023) and need the retry.
     """
     load_airports(data_api_warehouse, object_store, shared_data / "airports.csv")
+    # Each upload is a new object version (the deployed bucket is versioned); the same
+    # version delivered twice is a duplicate instead (tests/test_etl_load_sql.py).
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     body = (shared_data / "sample_flights.csv").read_bytes()
     key = f"incoming/same-{'reload' if reload else 'new'}.csv"
     source_file = f"s3://{BUCKET}/{key}"
