@@ -196,14 +196,12 @@ def job_run(run_id: str, arguments: dict[str, str]) -> Any:
     return SimpleNamespace(job_run_id=run_id, arguments=arguments, timeout=None)
 
 
-def test_job_runs_execute_in_parallel_on_the_glue_runtime_with_glue_s_arguments(
-    tmp_path: Path,
-) -> None:
-    assets = tmp_path / "assets"
+def job_runner(tmp_path: Path) -> tuple[JobRunner, Any, Path]:
+    """A runner of JOB_SCRIPT as a Python shell 3.9 job, and the folder its runs mark."""
+    assets, marks = tmp_path / "assets", tmp_path / "marks"
     assets.mkdir()
-    (assets / "job.py").write_text(JOB_SCRIPT)
-    marks = tmp_path / "marks"
     marks.mkdir()
+    (assets / "job.py").write_text(JOB_SCRIPT)
     runner = JobRunner(
         REPO_ROOT,
         local_fetch(assets),
@@ -216,6 +214,13 @@ def test_job_runs_execute_in_parallel_on_the_glue_runtime_with_glue_s_arguments(
         command={"Name": "pythonshell", "PythonVersion": "3.9", "ScriptLocation": "s3://b/job.py"},
         timeout=5,
     )
+    return runner, job, marks
+
+
+def test_job_runs_execute_in_parallel_on_the_glue_runtime_with_glue_s_arguments(
+    tmp_path: Path,
+) -> None:
+    runner, job, marks = job_runner(tmp_path)
     arguments = {"library-set": "analytics", "--marks": str(marks), "--sleep": "1"}
     runs = [job_run("jr_a", arguments), job_run("jr_b", {**arguments, "--fail": "yes"})]
     threads = [threading.Thread(target=runner.run, args=(job, run)) for run in runs]
@@ -238,23 +243,7 @@ def test_job_runs_execute_in_parallel_on_the_glue_runtime_with_glue_s_arguments(
 
 
 def test_closing_the_runner_ends_a_job_run_still_going(tmp_path: Path) -> None:
-    assets = tmp_path / "assets"
-    assets.mkdir()
-    (assets / "job.py").write_text(JOB_SCRIPT)
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    runner = JobRunner(
-        REPO_ROOT,
-        local_fetch(assets),
-        JobEnvironments(tmp_path / "cache"),
-        {"PATH": os.environ["PATH"]},
-        tmp_path / "logs",
-    )
-    job = SimpleNamespace(
-        name="etl",
-        command={"Name": "pythonshell", "PythonVersion": "3.9", "ScriptLocation": "s3://b/job.py"},
-        timeout=5,
-    )
+    runner, job, marks = job_runner(tmp_path)
     run = job_run("jr_long", {"library-set": "analytics", "--marks": str(marks), "--sleep": "60"})
     worker = threading.Thread(target=runner.run, args=(job, run))
     worker.start()

@@ -68,6 +68,7 @@ from urllib.parse import unquote_plus
 from moto.glue import models as glue_models
 from moto.moto_api import state_manager
 
+from flightpipe.etl.sources import read_at_least
 from flightpipe_local._patching import PatchSet
 
 SEAM_OWNER = glue_models.FakeCrawler
@@ -185,14 +186,7 @@ def decompressed_sample(body: Any, compression: str, name: str) -> bytes:
 
 
 def _read_sample(stream: Any) -> bytes:
-    chunks, size = [], 0
-    while size < _SAMPLE_BYTES:
-        chunk = stream.read(_SAMPLE_BYTES - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
+    return read_at_least(stream, _SAMPLE_BYTES)
 
 
 def widest_type(first: str, second: str) -> str:

@@ -190,7 +190,7 @@ def open_source(s3: Any, bucket: str, key: str, version_id: Optional[str] = None
     response = s3.get_object(**request)
     body = response["Body"]
     try:
-        head = _read_at_least(body, _HEAD_BYTES)
+        head = read_at_least(body, _HEAD_BYTES)
         found = content_format(head)
         if named is None:
             raise FileRejected(
@@ -334,7 +334,7 @@ def _looks_like_text(head: bytes) -> bool:
     return True
 
 
-def _read_at_least(body: Any, size: int) -> bytes:
+def read_at_least(body: Any, size: int) -> bytes:
     """Up to ``size`` bytes: fewer only at the end of the stream."""
     pieces, total = [], 0
     while total < size:
