@@ -46,11 +46,13 @@ S3Reader = Callable[[str, str], ObjectBody]
 S3Lister = Callable[[str, str], list]
 
 _COPY_CHUNK_BYTES = 1 << 20
-_SESSION_SETTINGS = (
-    "SET standard_conforming_strings = off",
-    "SET escape_string_warning = off",
-    "SET client_min_messages = warning",
-)
+# Settings every session gets: Redshift reads backslashes in string literals as escapes.
+SESSION_PARAMETERS = {
+    "standard_conforming_strings": "off",
+    "escape_string_warning": "off",
+    "client_min_messages": "warning",
+}
+_SESSION_SETTINGS = tuple(f"SET {name} = {value}" for name, value in SESSION_PARAMETERS.items())
 # Redshift's two isolation levels and their PostgreSQL equivalents. SNAPSHOT is the
 # default of Redshift Serverless workgroups and, since May 2024, of new provisioned
 # clusters (SERIALIZABLE before); both can be changed with CREATE/ALTER DATABASE:
@@ -329,6 +331,13 @@ class RedshiftStandIn:
     def uri(self) -> str:
         """A libpq connection URI of the server (unix socket)."""
         return self._uri
+
+    @property
+    def session_parameters(self) -> dict[str, str]:
+        """The settings of the stand-in's own sessions, for sessions opened elsewhere
+        (e.g. through :mod:`flightpipe_local.redshift_wire`) to behave the same."""
+        level = ISOLATION_LEVELS[self.isolation]
+        return {**SESSION_PARAMETERS, "default_transaction_isolation": level}
 
     def connect(self) -> psycopg.Connection:
         """A plain PostgreSQL session: no Redshift translation is applied."""

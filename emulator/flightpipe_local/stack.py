@@ -42,6 +42,7 @@ from flightpipe_local._patching import PatchSet
 from flightpipe_local.deploy import Deployer, Deployment, upload_glue_assets
 from flightpipe_local.glue_environments import JobEnvironments
 from flightpipe_local.redshift_standin import RedshiftStandIn, boto3_object_store
+from flightpipe_local.redshift_wire import RedshiftWireFront, WarehouseEndpoint, postgres_login
 from flightpipe_local.signals import deferred
 from flightpipe_local.template import DEFAULT_REGION, DEFAULT_STAGE, PackagedStack, package
 
@@ -81,6 +82,7 @@ class LocalStack:
         region: str = DEFAULT_REGION,
         packaged: Optional[PackagedStack] = None,
         encode_event_keys: bool = False,
+        warehouse_port: int = 0,
     ) -> None:
         self.repo = (repo or repo_root()).resolve()
         self.state_dir = Path(state_dir).resolve() if state_dir else None
@@ -91,6 +93,7 @@ class LocalStack:
         self.region = region
         self.stage = stage
         self._port = port
+        self._warehouse_port = warehouse_port
         self._packaged = packaged
         self._echo = echo or (lambda message: None)
         self._patches = PatchSet()
@@ -103,6 +106,7 @@ class LocalStack:
         self._owns_lock = False
         self.endpoint_url = ""
         self.standin: Optional[RedshiftStandIn] = None
+        self.warehouse_front: Optional[RedshiftWireFront] = None
         self.data_api: Optional[moto_redshift_data.LocalDataApi] = None
         self.crawlers: Optional[moto_glue_crawler.CrawlerEmulator] = None
         self.notices = moto_sns.NoticeBoard()
@@ -158,6 +162,9 @@ class LocalStack:
         if self.data_api is not None:
             self.data_api.close()
             self.data_api = None
+        if self.warehouse_front is not None:
+            self.warehouse_front.stop()
+            self.warehouse_front = None
         if self.standin is not None:
             self.standin.close()
             self.standin = None
@@ -226,6 +233,14 @@ class LocalStack:
     def job_name(self) -> str:
         return self._deployed().one("AWS::Glue::Job").ref
 
+    @property
+    def warehouse_endpoint(self) -> WarehouseEndpoint:
+        """Where ``redshift_connector`` (``ssl=False``) reaches the warehouse over TCP."""
+        if self.warehouse_front is None or self.standin is None:
+            raise StackError("the stack is not started")
+        user, database = postgres_login(self.standin.uri)
+        return self.warehouse_front.endpoint(database, user)
+
     def _deployed(self) -> Deployment:
         if self.deployment is None:
             raise StackError("the stack is not deployed")
@@ -285,6 +300,10 @@ class LocalStack:
         reader, lister = boto3_object_store(self.client("s3"))
         self.standin = RedshiftStandIn(data_dir, reader, lister)
         self.data_api = moto_redshift_data.LocalDataApi(self.standin)
+        # Redshift's own drivers connect here: the front does Redshift's start-up.
+        self.warehouse_front = RedshiftWireFront(
+            self.standin.uri, self._warehouse_port, self.standin.session_parameters
+        ).start()
 
     def _install_patches(self) -> None:
         assert self.data_api is not None
