@@ -18,6 +18,12 @@ from typing import Any, Optional
 COMMAND_GROUP = "flightpipe.commands"
 
 
+def add_operations(commands: Any) -> None:
+    from flightpipe.ops.commands import add_parsers
+
+    add_parsers(commands)
+
+
 def _command_entry_points() -> list[Any]:
     found = entry_points()
     if hasattr(found, "select"):
@@ -30,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="flightpipe", description="Serverless flight-data pipeline"
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    add_operations(commands)
     for entry_point in sorted(_command_entry_points(), key=lambda e: e.name):
         entry_point.load()(commands)
     return parser

@@ -27,12 +27,12 @@ def packaged() -> PackagedStack:
     return package(REPO_ROOT)
 
 
-def sources(pattern: str, exclude: str = "") -> set[str]:
+def sources(pattern: str, *exclude: str) -> set[str]:
     found = {str(p.relative_to(REPO_ROOT)) for p in REPO_ROOT.glob(pattern) if p.is_file()}
     return {
         name
         for name in found
-        if "__pycache__" not in name and not (exclude and name.startswith(exclude))
+        if "__pycache__" not in name and not any(name.startswith(prefix) for prefix in exclude)
     }
 
 
@@ -44,8 +44,8 @@ def test_the_lambda_zip_holds_the_handlers_the_library_without_etl_and_the_sql(
     ours = {n for n in names if n.split("/")[0] not in LAMBDA_DEPENDENCIES | REQUIREMENTS_MARKERS}
     expected = (
         sources("handlers/*.py")
-        | sources("flightpipe/**/*.py", exclude="flightpipe/etl/")
-        | sources("sql/*.sql")
+        | sources("flightpipe/**/*.py", "flightpipe/etl/", "flightpipe/ops/", "flightpipe/cli.py")
+        | sources("sql/*.sql", "sql/ops_", "sql/report_")
     )
     assert ours == expected
     assert {n.split("/")[0] for n in names} - {"handlers", "flightpipe", "sql"} <= (

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
+from flightpipe.execution_input import ExecutionInput
+from flightpipe.ops.executions import is_execution_of
 from flightpipe_local.moto_events import apply_input_transformer, encode_s3_key, normalise_s3_event
-from flightpipe_local.run import Upload, _same_key
 
 KEY = "incoming/my flights+1 (copy) ✈.csv"
 S3_EVENT = {
@@ -52,8 +52,11 @@ def test_events_from_other_sources_are_not_encoded() -> None:
 
 
 def test_the_runner_finds_an_execution_by_its_literal_or_encoded_key() -> None:
-    upload = Upload(Path("f.csv"), KEY, "v1", "abc")
-    assert _same_key({"key": KEY}, upload)
-    assert _same_key({"key": encode_s3_key(KEY)}, upload)
-    assert not _same_key({"key": "incoming/other.csv"}, upload)
-    assert not _same_key({}, upload)
+    def names_the_upload(key: object) -> bool:
+        document = ExecutionInput(bucket="b", key=key, version_id="v1")  # type: ignore[arg-type]
+        return is_execution_of(document, KEY, "v1", "abc")
+
+    assert names_the_upload(KEY)
+    assert names_the_upload(encode_s3_key(KEY))
+    assert not names_the_upload("incoming/other.csv")
+    assert not names_the_upload(None)

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from flightpipe.ops.executions import cause_message, describe_event
 from flightpipe_local.deploy import Deployment, DeploymentError, Resolver, Resource, creation_order
 from flightpipe_local.moto_events import apply_input_transformer, normalise_s3_event, target_input
 from flightpipe_local.moto_glue_crawler import infer_columns, infer_type, table_name
 from flightpipe_local.moto_glue_jobs import error_message, script_argv
 from flightpipe_local.moto_redshift_data import field_value
-from flightpipe_local.run import cause_message, describe_event
 
 S3_EVENT = {
     "source": "aws.s3",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -15,8 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional, TextIO
 
+from flightpipe.ops.target import (
+    LOCAL_STATE_ENV,
+    default_local_state_dir,
+    remove_local_record,
+    write_local_record,
+)
 from flightpipe_local.signals import Terminated, terminate_on
-from flightpipe_local.stack import LocalStack, repo_root
+from flightpipe_local.stack import CREDENTIALS, LocalStack, repo_root
 
 DEFAULT_AIRPORTS = Path("..") / "shared" / "data" / "airports.csv"
 FACT_SAMPLE_SQL = (
@@ -62,7 +69,12 @@ def add_parser(subparsers: Any) -> None:
     sql.set_defaults(handler=cmd_sql)
 
     up = commands.add_parser("up", help="keep the local stack running for the AWS CLI and boto3")
-    up.add_argument("--state-dir", type=Path, help="keep the warehouse here between runs")
+    up.add_argument(
+        "--state-dir",
+        type=Path,
+        help="keep the warehouse and the stack's record here (default "
+        f"${LOCAL_STATE_ENV} or ~/.flightpipe/local, where `flightpipe … --local` looks)",
+    )
     up.add_argument("--airports", type=Path, help="airports dimension CSV to upload at start")
     up.add_argument(
         "--port", type=int, default=0, help="port of the endpoint (default: a free one)"
@@ -292,12 +304,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     from flightpipe_local.run import AIRPORTS_KEY, describe_event
 
     airports = args.airports or default_airports()
-    log_path = _log_path(args.state_dir)
+    state_dir = args.state_dir or default_local_state_dir()
+    log_path = _log_path(state_dir)
     stopping = threading.Event()
     with quiet_stack_output(log_path) as out:
         try:
             stack = LocalStack(
-                state_dir=args.state_dir, port=args.port, encode_event_keys=args.encode_event_keys
+                state_dir=state_dir, port=args.port, encode_event_keys=args.encode_event_keys
             ).start()
         except Exception as error:
             print(f"flightpipe local up: the local stack failed: {error}", file=sys.__stderr__)
@@ -306,16 +319,32 @@ def cmd_up(args: argparse.Namespace) -> int:
             stack.notices.on_notice = lambda n: _print(out, notice_line(n))
             if airports is not None:
                 stack.client("s3").upload_file(str(airports), stack.bucket, AIRPORTS_KEY)
+            record = record_stack(stack, state_dir)
             for line in _up_banner(stack, airports, log_path):
                 _print(out, line)
+            _print(out, f"  operate it:    flightpipe status --local (record: {record})")
             _follow_executions(stack, stopping, lambda line: _print(out, line), describe_event)
         except (KeyboardInterrupt, Terminated):
             pass
         finally:
             with contextlib.suppress(OSError):  # the terminal is gone (SIGHUP): stop all the same
                 _print(out, "stopping the local stack")
+            remove_local_record(state_dir)
             stack.stop()
     return EXIT_OK
+
+
+def record_stack(stack: LocalStack, state_dir: Path) -> Path:
+    """Write where the running stack is, so that ``flightpipe … --local`` finds it."""
+    assert stack.deployment is not None
+    return write_local_record(
+        state_dir,
+        endpoint_url=stack.endpoint_url,
+        region=stack.region,
+        outputs=stack.deployment.outputs,
+        credentials=CREDENTIALS,
+        sql_endpoint=dataclasses.asdict(stack.warehouse_endpoint),
+    )
 
 
 def _up_banner(stack: LocalStack, airports: Optional[Path], log_path: Path) -> list[str]:

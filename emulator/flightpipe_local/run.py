@@ -17,13 +17,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from flightpipe.s3keys import candidate_keys
+from flightpipe.execution_input import ExecutionInput
+from flightpipe.ops.executions import (
+    TERMINAL,
+    describe_event,
+    execution_error,
+    history,
+    is_execution_of,
+    lambda_runtime,
+)
 from flightpipe_local.stack import LocalStack
 
 INCOMING_PREFIX = "incoming/"
 REPORTS_PREFIX = "reports/"
 AIRPORTS_KEY = "dimensions/airports.csv"
-TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 # How long an upload may take to start its execution (the S3 event and the rule are
 # synchronous in the emulator: a second is plenty; more than this means none will start).
 DEFAULT_START_TIMEOUT_S = 30.0
@@ -180,8 +187,8 @@ class PipelineRunner:
                 if arn in self._known:
                     continue
                 described = self._sfn.describe_execution(executionArn=arn)
-                document = json.loads(described.get("input") or "{}")
-                if _same_key(document, upload) and _same_object(document, upload):
+                document = ExecutionInput.from_json(described.get("input") or "{}")
+                if is_execution_of(document, upload.key, upload.version_id, upload.etag):
                     self._known.add(arn)
                     upload.execution_arn = arn
                     self._progress(f"{upload.file.name}: execution {described['name']} started")
@@ -196,14 +203,7 @@ class PipelineRunner:
         upload.seen_events = len(events)
 
     def _history(self, arn: str) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
-        while True:
-            page = self._sfn.get_execution_history(**kwargs)
-            events.extend(page["events"])
-            if not page.get("nextToken"):
-                return events
-            kwargs["nextToken"] = page["nextToken"]
+        return history(self._sfn, arn)
 
     def _ended(self, upload: Upload) -> bool:
         status = self._sfn.describe_execution(executionArn=upload.execution_arn)["status"]
@@ -251,89 +251,6 @@ class PipelineRunner:
             return None
         rows = standin.query(LEDGER_QUERY.format(arn=sql_literal(execution_arn))).as_dicts()
         return rows[0] if rows else None
-
-
-def lambda_runtime(history: Iterable[dict[str, Any]]) -> Optional[dict[str, str]]:
-    """The runtime the execution's Lambda tasks reported in their results (the last one)."""
-    found = None
-    for event in history:
-        details = event.get("taskSucceededEventDetails") or {}
-        if details.get("resourceType") != "lambda":
-            continue
-        try:
-            payload = json.loads(details.get("output") or "{}").get("Payload")
-        except (ValueError, AttributeError):
-            continue
-        if isinstance(payload, dict) and isinstance(payload.get("runtime"), dict):
-            found = payload["runtime"]
-    return found
-
-
-def _same_key(document: dict[str, Any], upload: Upload) -> bool:
-    """The input's key names the upload: as given, or URL-encoded (``--encode-event-keys``)."""
-    key = document.get("key")
-    return isinstance(key, str) and upload.key in candidate_keys(key)
-
-
-def _same_object(document: dict[str, Any], upload: Upload) -> bool:
-    if upload.version_id and document.get("version_id"):
-        return document["version_id"] == upload.version_id
-    return str(document.get("etag", "")).strip('"') == upload.etag
-
-
-def describe_event(event: dict[str, Any]) -> Optional[str]:
-    """One line of progress for an execution history event (None for the uninteresting)."""
-    kind = event["type"]
-    if kind.endswith("StateEntered"):
-        return f"-> {event['stateEnteredEventDetails']['name']}"
-    if kind in ("TaskFailed", "LambdaFunctionFailed"):
-        details = (
-            event.get("taskFailedEventDetails")
-            or event.get("lambdaFunctionFailedEventDetails")
-            or {}
-        )
-        return f"   {kind}: {details.get('error')}: {_short(details.get('cause'))}"
-    if kind == "ExecutionSucceeded":
-        return "execution SUCCEEDED"
-    if kind == "ExecutionFailed":
-        details = event.get("executionFailedEventDetails") or {}
-        return f"execution FAILED: {details.get('error')}: {_short(details.get('cause'))}"
-    if kind in ("ExecutionAborted", "ExecutionTimedOut"):
-        return f"execution {kind[len('Execution') :].upper()}"
-    return None
-
-
-def _short(text: Optional[str], limit: int = 160) -> str:
-    text = cause_message(text or "")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def cause_message(cause: str) -> str:
-    """The human message inside a Step Functions cause (Lambda error or Glue job run JSON)."""
-    try:
-        document = json.loads(cause)
-    except ValueError:
-        return cause
-    if isinstance(document, dict):
-        for key in ("ErrorMessage", "errorMessage", "error", "Error", "cause", "Cause"):
-            value = document.get(key)
-            if isinstance(value, str) and value:
-                return cause_message(value)
-    return cause
-
-
-def execution_error(history: Iterable[dict[str, Any]], execution: dict[str, Any]) -> str:
-    """Why an execution did not succeed: the first task failure, else the execution's error."""
-    for event in history:
-        if event["type"] in ("TaskFailed", "LambdaFunctionFailed"):
-            details = (
-                event.get("taskFailedEventDetails")
-                or event.get("lambdaFunctionFailedEventDetails")
-                or {}
-            )
-            return f"{details.get('error')}: {cause_message(details.get('cause') or '')}"
-    error = execution.get("error") or execution["status"]
-    return f"{error}: {cause_message(execution.get('cause') or '')}".rstrip(": ")
 
 
 def table_exists(stack: LocalStack, table: str) -> bool:

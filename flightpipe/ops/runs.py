@@ -1,0 +1,155 @@
+"""A run: one execution of the state machine for one file, with what the ledger says of it.
+
+``flightpipe status`` lists runs, ``flightpipe upload --wait`` and ``flightpipe smoke``
+follow them; each reads the execution from Step Functions and the load attempt from
+the warehouse's ledger, so a file whose execution failed before the job ran still has
+a run, with the execution's own error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Optional
+
+from flightpipe.ops import executions
+from flightpipe.ops.warehouse import Queryable, optional_int, query_file
+from flightpipe.warehouse.port import Row
+
+
+@dataclass
+class Run:
+    """One execution and its load attempt (``flightpipe status --json`` entries)."""
+
+    file: str
+    execution_arn: str
+    execution_name: str
+    status: str
+    load_status: Optional[str]
+    started: str
+    duration_s: Optional[float]
+    rows_read: int
+    rows_loaded: int
+    rows_rejected: int
+    unmatched_airport_rows: int
+    error: Optional[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def loaded(self) -> bool:
+        return self.status == "SUCCEEDED" and self.load_status == "LOADED"
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("FAILED", "TIMED_OUT", "ABORTED") or self.load_status in (
+            "FAILED",
+            "REJECTED",
+        )
+
+
+def build_run(
+    sfn: Any, described: Mapping[str, Any], ledger_row: Optional[Row], with_error: bool = True
+) -> Run:
+    """A run from ``DescribeExecution`` and the execution's ledger row (if the job wrote one)."""
+    document = executions.execution_input(dict(described))
+    started: datetime = described["startDate"]
+    stopped: Optional[datetime] = described.get("stopDate")
+    row = ledger_row or {}
+    error = row.get("error")
+    if error is None and with_error and described["status"] not in ("SUCCEEDED", "RUNNING"):
+        events = executions.history(sfn, described["executionArn"])
+        error = executions.execution_error(events, dict(described))
+    return Run(
+        file=document.key or "",
+        execution_arn=described["executionArn"],
+        execution_name=described["name"],
+        status=described["status"],
+        load_status=row.get("status"),
+        started=started.isoformat(timespec="seconds"),
+        duration_s=round((stopped - started).total_seconds(), 1) if stopped else None,
+        rows_read=optional_int(row.get("rows_read")),
+        rows_loaded=optional_int(row.get("rows_loaded")),
+        rows_rejected=optional_int(row.get("rows_rejected")),
+        unmatched_airport_rows=optional_int(row.get("unmatched_airport_rows")),
+        error=error,
+    )
+
+
+def utc_naive(moment: datetime) -> datetime:
+    """A time as the ledger stores it: UTC without a zone (Redshift's ``GETDATE()``)."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def ledger_by_execution(warehouse: Queryable, since: datetime) -> dict[str, Row]:
+    """The latest ledger row of each execution whose attempt started at or after ``since``."""
+    rows = query_file(warehouse, "ops_ledger_since.sql", since=utc_naive(since))
+    latest: dict[str, Row] = {}
+    for row in rows:  # newest first: keep the first seen
+        latest.setdefault(str(row.get("execution_id")), row)
+    return latest
+
+
+def recent_runs(
+    sfn: Any, warehouse: Queryable, state_machine_arn: str, limit: int, failed_only: bool = False
+) -> list[Run]:
+    """The newest ``limit`` runs (of the failed ones, with ``failed_only``), newest first."""
+    picked: list[dict[str, Any]] = []
+    for item in executions.executions(sfn, state_machine_arn):
+        picked.append(item)
+        if not failed_only and len(picked) >= limit:
+            break
+    if not picked:
+        return []
+    earliest = min(item["startDate"] for item in picked) - timedelta(minutes=5)
+    ledger = ledger_by_execution(warehouse, utc_naive(earliest))
+    runs = []
+    for item in picked:
+        described = sfn.describe_execution(executionArn=item["executionArn"])
+        run = build_run(sfn, described, ledger.get(item["executionArn"]))
+        if failed_only and not run.failed:
+            continue
+        runs.append(run)
+        if len(runs) >= limit:
+            break
+    return runs
+
+
+def wait_for(
+    sfn: Any,
+    execution_arns: Sequence[str],
+    timeout_s: float,
+    on_event: Optional[Callable[[str, str], None]] = None,
+    poll_s: float = 2.0,
+) -> dict[str, Mapping[str, Any]]:
+    """Follow executions until each has ended (or the time is up); their last descriptions."""
+    deadline = time.monotonic() + timeout_s
+    seen: dict[str, int] = dict.fromkeys(execution_arns, 0)
+    described: dict[str, Mapping[str, Any]] = {}
+    pending = list(execution_arns)
+    while pending:
+        for arn in list(pending):
+            described[arn] = sfn.describe_execution(executionArn=arn)
+            if on_event is not None:
+                events = executions.history(sfn, arn)
+                for event in events[seen[arn] :]:
+                    line = executions.describe_event(event)
+                    if line:
+                        on_event(arn, line)
+                seen[arn] = len(events)
+            if described[arn]["status"] in executions.TERMINAL:
+                pending.remove(arn)
+        if pending and time.monotonic() < deadline:
+            time.sleep(poll_s)
+        elif pending:
+            break
+    return described
+
+
+def ledger_row_of(warehouse: Queryable, execution_arn: str, since: datetime) -> Optional[Row]:
+    return ledger_by_execution(warehouse, since).get(execution_arn)

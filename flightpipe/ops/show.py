@@ -1,0 +1,139 @@
+"""``flightpipe show``: one run in depth — its states, its job run, every load attempt at
+its file, the job's summary and the first rejected rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any, Optional
+
+from flightpipe.ops import executions
+from flightpipe.ops.target import Target, TargetError
+from flightpipe.ops.upload import INCOMING_PREFIX
+from flightpipe.ops.warehouse import Queryable, plain, query_file
+
+REPORTS_PREFIX = "reports/"
+# Executions read, newest first, to find the last one of a file named by its key.
+SEARCH_DEPTH = 2000
+
+
+def resolve_execution(
+    sfn: Any, target: Target, file_or_execution: str
+) -> tuple[Optional[str], str]:
+    """The execution named (an ARN), or the newest one of the file named; and the file's key."""
+    if file_or_execution.startswith("arn:"):
+        described = sfn.describe_execution(executionArn=file_or_execution)
+        return file_or_execution, executions.execution_input(described).key
+    key = file_key(target, file_or_execution)
+    for number, item in enumerate(executions.executions(sfn, target.state_machine_arn)):
+        if number >= SEARCH_DEPTH:
+            break
+        described = sfn.describe_execution(executionArn=item["executionArn"])
+        if executions.execution_input(described).key == key:
+            return str(item["executionArn"]), key
+    return None, key
+
+
+def file_key(target: Target, name: str) -> str:
+    """A file as the user names it: ``s3://bucket/key``, a key, or a name under incoming/."""
+    prefix = f"s3://{target.bucket}/"
+    if name.startswith(prefix):
+        return name[len(prefix) :]
+    if name.startswith("s3://"):
+        raise TargetError(f"{name} is not in the pipeline's bucket {target.bucket}")
+    return name if name.startswith(INCOMING_PREFIX) else INCOMING_PREFIX + name
+
+
+def show(target: Target, warehouse: Queryable, file_or_execution: str, rejects: int = 10) -> dict:
+    sfn, s3 = target.client("stepfunctions"), target.client("s3")
+    arn, key = resolve_execution(sfn, target, file_or_execution)
+    source_file = f"s3://{target.bucket}/{key}"
+    ledger = [
+        {name: plain(value) for name, value in row.items()}
+        for row in query_file(warehouse, "ops_ledger_for_file.sql", source_file=source_file)
+    ]
+    if arn is None and not ledger:
+        raise TargetError(f"no execution and no load attempt found for {file_or_execution}")
+    report: dict[str, Any] = {"file": key, "execution": None, "states": [], "job_run": None}
+    report["ledger"] = ledger
+    report["summary"], report["rejected_rows"], report["notices"] = None, [], []
+    if arn is None:
+        return report
+    described = sfn.describe_execution(executionArn=arn)
+    events = executions.history(sfn, arn)
+    report["execution"] = _execution(described, events)
+    report["states"] = [
+        {
+            "name": visit.name,
+            "entered": visit.entered.isoformat(timespec="milliseconds"),
+            "seconds": None if visit.seconds is None else round(visit.seconds, 3),
+            "outcome": visit.outcome,
+        }
+        for visit in executions.state_visits(events)
+    ]
+    report["job_run"] = _job_run(target, executions.job_run_id(events))
+    report["notices"] = executions.notices(events)
+    summary = _summary(s3, target.bucket, described["name"])
+    report["summary"] = summary
+    if summary and summary.get("rejects_uri"):
+        report["rejected_rows"] = first_rejects(s3, summary["rejects_uri"], rejects)
+    return report
+
+
+def _execution(described: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
+    stopped = described.get("stopDate")
+    return {
+        "arn": described["executionArn"],
+        "name": described["name"],
+        "status": described["status"],
+        "started": described["startDate"].isoformat(timespec="seconds"),
+        "stopped": stopped.isoformat(timespec="seconds") if stopped else None,
+        "input": json.loads(described.get("input") or "{}"),
+        "error": None
+        if described["status"] in ("SUCCEEDED", "RUNNING")
+        else executions.execution_error(events, described),
+        "lambda_runtime": executions.lambda_runtime(events),
+    }
+
+
+def _job_run(target: Target, run_id: Optional[str]) -> Optional[dict[str, Any]]:
+    if not run_id:
+        return None
+    run = target.client("glue").get_job_run(JobName=target.job_name, RunId=run_id)["JobRun"]
+    started, completed = run.get("StartedOn"), run.get("CompletedOn")
+    return {
+        "id": run_id,
+        "state": run.get("JobRunState"),
+        "started": started.isoformat(timespec="seconds") if started else None,
+        "completed": completed.isoformat(timespec="seconds") if completed else None,
+        "execution_time_s": run.get("ExecutionTime"),
+        "error": run.get("ErrorMessage"),
+    }
+
+
+def _summary(s3: Any, bucket: str, execution_name: str) -> Optional[dict[str, Any]]:
+    try:
+        body = s3.get_object(Bucket=bucket, Key=f"{REPORTS_PREFIX}{execution_name}.json")["Body"]
+    except s3.exceptions.NoSuchKey:
+        return None  # the job did not run, or failed before writing it
+    return dict(json.loads(body.read()))
+
+
+def first_rejects(s3: Any, uri: str, limit: int) -> list[dict[str, Any]]:
+    """The first ``limit`` rows of a rejects file (line number, reason, raw text)."""
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    body = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{256 * 1024 - 1}")["Body"]
+    text = body.read().decode("utf-8", errors="replace")
+    rows = []
+    for number, row in enumerate(csv.DictReader(io.StringIO(text))):
+        if number >= limit or None in row.values():
+            break  # enough, or a row the range cut short
+        rows.append(
+            {
+                "line_number": int(row["line_number"]),
+                "reason": row["reason"],
+                "raw_text": row["raw_text"],
+            }
+        )
+    return rows
