@@ -153,7 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=2000, help="data rows per file")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait")
     args = parser.parse_args(argv)
-    report = run(args.files, args.rows, args.timeout)
+    from flightpipe_local.signals import Terminated, terminate_on
+
+    try:
+        with terminate_on():  # a `timeout` or `kill` still stops the stack cleanly
+            report = run(args.files, args.rows, args.timeout)
+    except Terminated as stop:
+        print(f"stress: {stop}", file=sys.stderr)
+        return stop.exit_status
     report["machine"] = {"python": platform.python_version(), "cpus": __import__("os").cpu_count()}
     report["at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+# Where the airports dimension's source file lives in the data bucket, unless configured.
+DEFAULT_AIRPORTS_KEY = "dimensions/airports.csv"
+
 
 class MissingSettingError(RuntimeError):
     """A required environment variable is not set: the deployment is incomplete."""
@@ -34,7 +37,7 @@ class FunctionSettings:
     def from_environment(cls, environment: Mapping[str, str] = os.environ) -> FunctionSettings:
         return cls(
             data_bucket=environment.get("DATA_BUCKET", ""),
-            airports_key=environment.get("AIRPORTS_KEY") or "dimensions/airports.csv",
+            airports_key=environment.get("AIRPORTS_KEY") or DEFAULT_AIRPORTS_KEY,
             crawler_name=environment.get("CRAWLER_NAME", ""),
             copy_role_arn=environment.get("REDSHIFT_COPY_ROLE_ARN", ""),
             admin_secret_arn=environment.get("REDSHIFT_ADMIN_SECRET_ARN", ""),

@@ -46,7 +46,11 @@ class FakeStepFunctions:
 
         class Paginator:
             def paginate(self, **_: Any) -> list[dict[str, Any]]:
-                return [{"executions": [{"executionArn": e["executionArn"]} for e in executions]}]
+                listed = [
+                    {"executionArn": e["executionArn"], "name": e["name"], "status": "SUCCEEDED"}
+                    for e in executions
+                ]  # the fields ListExecutions returns for each execution
+                return [{"executions": listed}]
 
         return Paginator()
 

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import rule_keys
 
+from flightpipe.execution_input import ExecutionInput
+
 pytestmark = pytest.mark.template
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -314,6 +316,19 @@ def test_rule_input_carries_bucket_key_size_etag_and_version_id_as_json_values(r
         r"<(\w+)>", lambda m: json.dumps(event[m.group(1)]), transformer["InputTemplate"]
     )
     assert json.loads(rendered) == event
+
+
+def test_the_rule_input_is_the_typed_execution_input_backfill_and_smoke_send(resources):
+    (rule,) = _of_type(resources, "AWS::Events::Rule").values()
+    transformer = rule["Properties"]["Targets"][0]["InputTransformer"]
+    assert tuple(transformer["InputPathsMap"]) == ExecutionInput.field_names()
+    head = {"ContentLength": 7, "ETag": '"e"', "VersionId": "v1"}
+    sent = ExecutionInput.from_head("b", "incoming/a b.csv", head)
+    rendered = re.sub(
+        r"<(\w+)>", lambda m: json.dumps(getattr(sent, m.group(1))), transformer["InputTemplate"]
+    )
+    assert json.loads(rendered) == json.loads(sent.to_json())
+    assert ExecutionInput.from_json(rendered) == sent
 
 
 def test_rule_target_role_may_only_start_this_state_machine(resources):

@@ -12,7 +12,9 @@ Here pip installs them with the runtime's own interpreter into a directory that
 goes first on the run's ``PYTHONPATH``. Installing from PyPI takes seconds, so a
 directory is built once per distinct set of artifacts and requirements and
 reused by every run that asks for the same set; the few most recently built
-are kept, older ones removed.
+are kept, older ones removed — but never one a stack used within the last hours: several
+stacks (a test run, ``make stress``, ``local up``) share the cache, and a directory removed
+under a running job would fail it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,9 +52,11 @@ def _digest(python: Path, wheels: Sequence[Path], requirements: Sequence[str]) -
 class JobEnvironments:
     """Builds and caches the library directories of job runs under ``cache_dir``."""
 
-    def __init__(self, cache_dir: Path, keep: int = 4) -> None:
+    def __init__(self, cache_dir: Path, keep: int = 4, in_use_s: float = 6 * 3600.0) -> None:
         self._cache_dir = cache_dir
         self._keep = keep
+        # A directory used this recently may serve a job still running in another process.
+        self._in_use_s = in_use_s
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -65,14 +70,17 @@ class JobEnvironments:
             if not target.is_dir():
                 self._build(python, wheels, requirements, target)
                 self._prune(keep=target)
+            os.utime(target)  # marks it in use: see _prune
         return target
 
     def _prune(self, keep: Path) -> None:
-        """Remove all but the most recently built directories (never ``keep``)."""
+        """Remove directories beyond the ``keep`` most recently used that no stack has used
+        for ``in_use_s`` (never ``keep``)."""
         built = [p for p in self._cache_dir.iterdir() if p.is_dir() and "." not in p.name]
         built.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        idle_since = time.time() - self._in_use_s
         for old in built[self._keep :]:
-            if old != keep:
+            if old != keep and old.stat().st_mtime < idle_since:
                 shutil.rmtree(old, ignore_errors=True)
 
     def _build(
@@ -102,6 +110,10 @@ class JobEnvironments:
                     raise EnvironmentBuildError(
                         f"installing {', '.join(packages)} failed: {output}"
                     )
-            os.replace(staging, target)
+            try:
+                os.replace(staging, target)
+            except OSError:
+                if not target.is_dir():  # another process built the same set meanwhile: use it
+                    raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)

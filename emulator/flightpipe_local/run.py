@@ -104,12 +104,16 @@ class PipelineRunner:
         start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
     ) -> None:
         self.stack = stack
+        self._reports_progress = progress is not None
         self._progress = progress or (lambda message: None)
         self._timeout = timeout_s
         self._start_timeout = start_timeout_s
         self._s3 = stack.client("s3")
         self._sfn = stack.client("stepfunctions")
         self._known: set[str] = set()
+        # Each execution's input, read once: a burst's hundreds of uploads are matched
+        # against it without describing every execution again on every pass.
+        self._inputs: dict[str, ExecutionInput] = {}
 
     def upload_airports(self, path: Path) -> None:
         self._s3.upload_file(str(path), self.stack.bucket, AIRPORTS_KEY)
@@ -157,9 +161,8 @@ class PipelineRunner:
         deadline = time.monotonic() + self._timeout
         pending = list(uploads)
         while pending:
+            statuses = self._find_executions([u for u in pending if u.execution_arn is None])
             for upload in pending:
-                if upload.execution_arn is None:
-                    self._find_execution(upload)
                 if upload.execution_arn is not None:
                     self._follow(upload)
                 elif time.monotonic() - upload.uploaded_at > self._start_timeout:
@@ -170,31 +173,45 @@ class PipelineRunner:
             pending = [
                 u
                 for u in pending
-                if u.no_execution is None and (u.execution_arn is None or not self._ended(u))
+                if u.no_execution is None
+                and (u.execution_arn is None or not self._ended(u, statuses))
             ]
             if not pending:
                 return
             if time.monotonic() > deadline:
                 names = ", ".join(u.key for u in pending)
                 raise RunError(f"executions did not end within {self._timeout:.0f}s: {names}")
-            time.sleep(0.1)
+            time.sleep(min(1.0, 0.1 + 0.005 * len(pending)))  # a burst: list less often
 
-    def _find_execution(self, upload: Upload) -> None:
+    def _find_executions(self, uploads: Sequence[Upload]) -> dict[str, str]:
+        """Match the uploads to executions they started, listing the executions once;
+        every execution's status, by ARN."""
+        statuses: dict[str, str] = {}
         paginator = self._sfn.get_paginator("list_executions")
         for page in paginator.paginate(stateMachineArn=self.stack.state_machine_arn):
             for item in page["executions"]:
                 arn = item["executionArn"]
-                if arn in self._known:
+                statuses[arn] = item["status"]
+                if arn in self._known or not uploads:
                     continue
-                described = self._sfn.describe_execution(executionArn=arn)
-                document = ExecutionInput.from_json(described.get("input") or "{}")
-                if is_execution_of(document, upload.key, upload.version_id, upload.etag):
-                    self._known.add(arn)
-                    upload.execution_arn = arn
-                    self._progress(f"{upload.file.name}: execution {described['name']} started")
-                    return
+                if arn not in self._inputs:
+                    described = self._sfn.describe_execution(executionArn=arn)
+                    self._inputs[arn] = ExecutionInput.from_json(described.get("input") or "{}")
+                document = self._inputs[arn]
+                for upload in uploads:
+                    if upload.execution_arn is None and is_execution_of(
+                        document, upload.key, upload.version_id, upload.etag
+                    ):
+                        self._known.add(arn)
+                        upload.execution_arn = arn
+                        self._progress(f"{upload.file.name}: execution {item['name']} started")
+                        break
+        return statuses
 
     def _follow(self, upload: Upload) -> None:
+        """Report the execution's new history events (only when someone reads the progress)."""
+        if not self._reports_progress:
+            return
         events = self._history(upload.execution_arn or "")
         for event in events[upload.seen_events :]:
             line = describe_event(event)
@@ -205,8 +222,10 @@ class PipelineRunner:
     def _history(self, arn: str) -> list[dict[str, Any]]:
         return history(self._sfn, arn)
 
-    def _ended(self, upload: Upload) -> bool:
-        status = self._sfn.describe_execution(executionArn=upload.execution_arn)["status"]
+    def _ended(self, upload: Upload, statuses: dict[str, str]) -> bool:
+        status = statuses.get(upload.execution_arn or "")
+        if status is None:  # started after the listing
+            return False
         if status in TERMINAL:
             self._follow(upload)
             return True

@@ -11,6 +11,7 @@ rows stay, as the record of the smoke run (their file is under ``incoming/_smoke
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import tempfile
@@ -23,6 +24,7 @@ from flightpipe.ops import executions, runs, upload
 from flightpipe.ops.show import REPORTS_PREFIX
 from flightpipe.ops.target import Target
 from flightpipe.ops.warehouse import query_file
+from flightpipe.settings import DEFAULT_AIRPORTS_KEY
 from flightpipe.sql import render_statements
 from flightpipe.warehouse.data_api import DataApiWarehouse
 
@@ -68,14 +70,33 @@ def smoke_csv(airport_ids: tuple[int, int], day: dt.date) -> str:
     return "\n".join(lines) + "\n"
 
 
+def dimension_airports(target: Target, wanted: int = 2) -> list[int]:
+    """The first airport ids of the dimension's source file, which the pipeline loads into
+    ``airlines.airports_dim`` before any flights (so a first run finds them too)."""
+    s3 = target.client("s3")
+    try:
+        body = s3.get_object(Bucket=target.bucket, Key=DEFAULT_AIRPORTS_KEY, Range="bytes=0-65535")
+    except s3.exceptions.NoSuchKey:
+        return []
+    lines = body["Body"].read().decode("utf-8-sig", errors="replace").splitlines()[:-1]
+    ids = []
+    for row in csv.DictReader(lines):
+        if str(row.get("airport_id", "")).strip().isdigit():
+            ids.append(int(row["airport_id"]))
+        if len(ids) == wanted:
+            break
+    return ids
+
+
 def run_smoke(
     target: Target, timeout_s: float = 600.0, progress: Callable[[str], None] = lambda _: None
 ) -> SmokeResult:
     warehouse = DataApiWarehouse(target.client("redshift-data"), target.warehouse_target())
     key = f"{SMOKE_PREFIX}smoke-{uuid.uuid4().hex[:12]}.csv"
     result = SmokeResult(key=key)
-    airports = [int(r["airport_id"]) for r in query_file(warehouse, "ops_known_airports.sql")]
-    if not result.check("airports", len(airports) == 2, f"{len(airports)} airports found"):
+    airports = dimension_airports(target)
+    found = f"{len(airports)} airports in s3://{target.bucket}/{DEFAULT_AIRPORTS_KEY}"
+    if not result.check("airports", len(airports) == 2, found):
         return result
     try:
         _load_and_check(target, warehouse, result, (airports[0], airports[1]), timeout_s, progress)
