@@ -275,7 +275,8 @@ def prepare_warehouse(
                     f"{copy_role_attach_command(target, copy_role_arn)}. Redshift said: {error}"
                 ) from error
             raise
-    rows = warehouse.query("SELECT COUNT(*) AS row_count FROM airlines.airports_dim")
+    (count,) = render_statements("airports_row_count.sql")
+    rows = warehouse.query(count)
     return {
         "schema": "ready",
         "bootstrap": schema,

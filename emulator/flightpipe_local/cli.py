@@ -26,11 +26,6 @@ from flightpipe_local.signals import Terminated, terminate_on
 from flightpipe_local.stack import CREDENTIALS, LocalStack, repo_root
 
 DEFAULT_AIRPORTS = Path("..") / "shared" / "data" / "airports.csv"
-FACT_SAMPLE_SQL = (
-    "SELECT carrier, dep_airport_id, dep_airport, arr_airport_id, arr_airport, dep_delay, "
-    "arr_delay, flight_date FROM airlines.daily_flights_fact "
-    "ORDER BY flight_date NULLS LAST, carrier, dep_airport_id LIMIT 5"
-)
 EXIT_OK, EXIT_STACK_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_START_TIMEOUT_S = 30.0  # flightpipe_local.run.DEFAULT_START_TIMEOUT_S, without the import
 
@@ -217,11 +212,11 @@ def _print(out: TextIO, line: str) -> None:
 
 
 def _fact_sample(stack: LocalStack) -> list[dict[str, Any]]:
-    from flightpipe_local.run import table_exists
+    from flightpipe_local.run import query_file, table_exists
 
-    if stack.standin is None or not table_exists(stack, "airlines.daily_flights_fact"):
+    if not table_exists(stack, "daily_flights_fact"):
         return []
-    return stack.standin.query(FACT_SAMPLE_SQL).as_dicts()
+    return query_file(stack, "ops_fact_sample.sql")
 
 
 def _print_summary(report: dict[str, Any], sample: list[dict[str, Any]], seconds: float) -> None:

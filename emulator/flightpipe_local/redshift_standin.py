@@ -39,6 +39,7 @@ from typing import Any, BinaryIO, Callable, Optional, Union
 
 import psycopg
 
+from flightpipe.sql import quote_literal
 from flightpipe.warehouse.port import Row, StatementError
 
 ObjectBody = Union[bytes, BinaryIO]
@@ -179,11 +180,11 @@ class CopyFromS3:
         """The equivalent ``COPY … FROM STDIN`` for PostgreSQL."""
         options = ["FORMAT csv" if self.csv else "FORMAT text"]
         if self.delimiter is not None:
-            options.append(f"DELIMITER {_pg_literal(self.delimiter)}")
+            options.append(f"DELIMITER {quote_literal(self.delimiter)}")
         elif not self.csv:
             options.append("DELIMITER '|'")
         if self.null is not None:
-            options.append(f"NULL {_pg_literal(self.null)}")
+            options.append(f"NULL {quote_literal(self.null)}")
         columns = f" ({self.columns})" if self.columns else ""
         return f"COPY {self.table}{columns} FROM STDIN WITH ({', '.join(options)})"
 
@@ -285,10 +286,6 @@ def _redshift_string_value(body: str) -> str:
 
 def _pg_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _pg_literal(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 class RedshiftStandIn:

@@ -26,6 +26,7 @@ from flightpipe.ops.executions import (
     is_execution_of,
     lambda_runtime,
 )
+from flightpipe.sql import SqlValue, render_statements
 from flightpipe_local.stack import LocalStack
 
 INCOMING_PREFIX = "incoming/"
@@ -34,10 +35,6 @@ AIRPORTS_KEY = "dimensions/airports.csv"
 # How long an upload may take to start its execution (the S3 event and the rule are
 # synchronous in the emulator: a second is plenty; more than this means none will start).
 DEFAULT_START_TIMEOUT_S = 30.0
-LEDGER_QUERY = (
-    "SELECT status, rows_read, rows_loaded, rows_rejected, unmatched_airport_rows, error "
-    "FROM airlines.load_ledger WHERE execution_id = {arn} ORDER BY started_at DESC LIMIT 1"
-)
 
 Progress = Callable[[str], None]
 
@@ -87,10 +84,6 @@ class Upload:
     uploaded_at: float = field(default_factory=time.monotonic)
     # Why the upload has no execution (none started within the bound), once given up on.
     no_execution: Optional[str] = None
-
-
-def sql_literal(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 class PipelineRunner:
@@ -265,32 +258,31 @@ class PipelineRunner:
             return {}
 
     def ledger_row(self, execution_arn: str) -> Optional[dict[str, Any]]:
-        standin = self.stack.standin
-        if standin is None or not table_exists(self.stack, "airlines.load_ledger"):
+        if not table_exists(self.stack, "load_ledger"):
             return None
-        rows = standin.query(LEDGER_QUERY.format(arn=sql_literal(execution_arn))).as_dicts()
+        rows = query_file(self.stack, "ops_ledger_for_execution.sql", execution_id=execution_arn)
         return rows[0] if rows else None
 
 
-def table_exists(stack: LocalStack, table: str) -> bool:
+def query_file(stack: LocalStack, name: str, **values: SqlValue) -> list[dict[str, Any]]:
+    """The rows of the one statement of ``sql/<name>``, run in the local warehouse."""
     if stack.standin is None:
-        return False
-    result = stack.standin.query(f"SELECT to_regclass({sql_literal(table)}) IS NOT NULL AS present")
-    return bool(result.rows[0][0])
+        return []
+    (statement,) = render_statements(name, **values)
+    return stack.standin.query(statement).as_dicts()
+
+
+def table_exists(stack: LocalStack, table: str) -> bool:
+    """Whether ``airlines.<table>`` exists yet (the first execution creates the tables)."""
+    return table in {row["table_name"] for row in query_file(stack, "ops_pipeline_tables.sql")}
 
 
 def warehouse_counts(stack: LocalStack) -> dict[str, int]:
     """Row counts of the fact table and the airports dimension (0 when not created yet)."""
-    counts = {}
-    for name, table in (
-        ("daily_flights_fact_rows", "airlines.daily_flights_fact"),
-        ("airports_dim_rows", "airlines.airports_dim"),
-    ):
-        if table_exists(stack, table):
-            counts[name] = int(stack.standin.query(f"SELECT COUNT(*) FROM {table}").rows[0][0])  # type: ignore[union-attr]
-        else:
-            counts[name] = 0
-    return counts
+    if not (table_exists(stack, "daily_flights_fact") and table_exists(stack, "airports_dim")):
+        return {"daily_flights_fact_rows": 0, "airports_dim_rows": 0}
+    (counts,) = query_file(stack, "ops_warehouse_counts.sql")
+    return {name: int(value) for name, value in counts.items()}
 
 
 def run_report(outcomes: Sequence[FileOutcome], stack: LocalStack) -> dict[str, Any]:

@@ -45,7 +45,8 @@ class LoadAttempt:
 
 def known_airport_ids(warehouse: Warehouse) -> set[int]:
     """The airport ids of ``airlines.airports_dim``, to find unknown ids while validating."""
-    rows = warehouse.query("SELECT airport_id FROM airlines.airports_dim")
+    (statement,) = render_statements("known_airport_ids.sql")
+    rows = warehouse.query(statement)
     return {int(row["airport_id"]) for row in rows}
 
 
