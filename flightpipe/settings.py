@@ -6,8 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-# Where the airports dimension's source file lives in the data bucket, unless configured.
-DEFAULT_AIRPORTS_KEY = "dimensions/airports.csv"
+from flightpipe.bucket_layout import DEFAULT_AIRPORTS_KEY
 
 
 class MissingSettingError(RuntimeError):

@@ -15,14 +15,13 @@ import boto3
 
 from flightpipe.etl.job import JobFailed, run_job
 from flightpipe.etl.job_args import JobArgs
-from flightpipe.warehouse import DataApiWarehouse, WarehouseTarget
+from flightpipe.warehouse import DataApiWarehouse
 
 
 def main(argv: list) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = JobArgs.from_argv(argv)
-    target = WarehouseTarget.from_mapping(args.warehouse_settings())
-    warehouse = DataApiWarehouse(boto3.client("redshift-data"), target)
+    warehouse = DataApiWarehouse(boto3.client("redshift-data"), args.warehouse_target())
     summary = run_job(args, boto3.client("s3"), warehouse)
     print(summary.to_json())
     if not summary.succeeded:

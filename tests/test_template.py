@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import rule_keys
 
+from flightpipe import bucket_layout
+from flightpipe.etl.job_args import DEFAULT_REJECT_THRESHOLD
 from flightpipe.execution_input import ExecutionInput
 
 pytestmark = pytest.mark.template
@@ -999,3 +1001,24 @@ def test_stage_check_follows_the_redshift_serverless_name_rule():
     plugin = (REPO_ROOT / ".serverless_plugins" / "stage-name.js").read_text(encoding="utf-8")
     assert "/^[a-z0-9-]{3,64}$/" in plugin
     assert "stage-name" in (REPO_ROOT / "serverless.yml").read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------------ one name for each prefix
+
+
+def test_the_stack_uses_the_bucket_layout_and_defaults_the_python_code_uses(resources, definition):
+    """serverless.yml and the ASL cannot import flightpipe.bucket_layout: their copies of
+    the prefixes, the airports key and the reject threshold are held to it here."""
+    (rule,) = _of_type(resources, "AWS::Events::Rule").values()
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["detail"]["object"]["key"] == [{"prefix": bucket_layout.INCOMING_PREFIX}]
+    run_job = definition["States"]["RunEtlJob"]["Parameters"]["Arguments"]
+    assert run_job["--summary_key.$"] == (
+        f"States.Format('{bucket_layout.summary_key('{}')}', $$.Execution.Name)"
+    )
+    (job,) = _of_type(resources, "AWS::Glue::Job").values()
+    threshold = job["Properties"]["DefaultArguments"]["--reject_threshold"]
+    assert float(threshold) == DEFAULT_REJECT_THRESHOLD
+    for name in FUNCTIONS:
+        variables = resources[name]["Properties"]["Environment"]["Variables"]
+        assert variables["AIRPORTS_KEY"] == bucket_layout.DEFAULT_AIRPORTS_KEY

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional, TextIO
 
+from flightpipe.bucket_layout import DEFAULT_AIRPORTS_KEY, INCOMING_PREFIX
 from flightpipe.ops.target import (
     LOCAL_STATE_ENV,
     default_local_state_dir,
@@ -296,7 +297,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 @stops_cleanly
 def cmd_up(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C, SIGTERM or SIGHUP, the ways to stop it: each exits 0, stopped."""
-    from flightpipe_local.run import AIRPORTS_KEY, describe_event
+    from flightpipe.ops.executions import describe_event
 
     airports = args.airports or default_airports()
     state_dir = args.state_dir or default_local_state_dir()
@@ -313,7 +314,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         try:
             stack.notices.on_notice = lambda n: _print(out, notice_line(n))
             if airports is not None:
-                stack.client("s3").upload_file(str(airports), stack.bucket, AIRPORTS_KEY)
+                stack.client("s3").upload_file(str(airports), stack.bucket, DEFAULT_AIRPORTS_KEY)
             record = record_stack(stack, state_dir)
             for line in _up_banner(stack, airports, log_path):
                 _print(out, line)
@@ -349,17 +350,17 @@ def _up_banner(stack: LocalStack, airports: Optional[Path], log_path: Path) -> l
         f"  export {exports}",
         f"  bucket:        {stack.bucket}",
         f"  state machine: {stack.state_machine_arn}",
-        f"  run the pipeline: aws --endpoint-url {stack.endpoint_url} s3 cp f.csv s3://{stack.bucket}/incoming/",
+        f"  run the pipeline: aws --endpoint-url {stack.endpoint_url} s3 cp f.csv s3://{stack.bucket}/{INCOMING_PREFIX}",
     ]
     if stack.encode_event_keys:
         lines.append("  S3 events carry URL-encoded object keys (--encode-event-keys)")
     if airports is not None:
         lines.append(
-            f"  airports: {airports} uploaded to s3://{stack.bucket}/dimensions/airports.csv"
+            f"  airports: {airports} uploaded to s3://{stack.bucket}/{DEFAULT_AIRPORTS_KEY}"
         )
     else:
         lines.append(
-            f"  upload the airports dimension to s3://{stack.bucket}/dimensions/airports.csv first"
+            f"  upload the airports dimension to s3://{stack.bucket}/{DEFAULT_AIRPORTS_KEY} first"
         )
     return lines
 

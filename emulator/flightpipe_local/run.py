@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from flightpipe.bucket_layout import DEFAULT_AIRPORTS_KEY, INCOMING_PREFIX, summary_key
 from flightpipe.execution_input import ExecutionInput
 from flightpipe.ops.executions import (
     TERMINAL,
@@ -29,9 +30,6 @@ from flightpipe.ops.executions import (
 from flightpipe.sql import SqlValue, render_statements
 from flightpipe_local.stack import LocalStack
 
-INCOMING_PREFIX = "incoming/"
-REPORTS_PREFIX = "reports/"
-AIRPORTS_KEY = "dimensions/airports.csv"
 # How long an upload may take to start its execution (the S3 event and the rule are
 # synchronous in the emulator: a second is plenty; more than this means none will start).
 DEFAULT_START_TIMEOUT_S = 30.0
@@ -109,8 +107,8 @@ class PipelineRunner:
         self._inputs: dict[str, ExecutionInput] = {}
 
     def upload_airports(self, path: Path) -> None:
-        self._s3.upload_file(str(path), self.stack.bucket, AIRPORTS_KEY)
-        self._progress(f"uploaded {path.name} -> s3://{self.stack.bucket}/{AIRPORTS_KEY}")
+        self._s3.upload_file(str(path), self.stack.bucket, DEFAULT_AIRPORTS_KEY)
+        self._progress(f"uploaded {path.name} -> s3://{self.stack.bucket}/{DEFAULT_AIRPORTS_KEY}")
 
     def upload(self, path: Path, key: Optional[str] = None) -> Upload:
         """Put ``path`` at ``incoming/<name>`` (or ``key``); the S3 event starts the pipeline."""
@@ -250,9 +248,9 @@ class PipelineRunner:
     def job_summary(self, execution_name: str) -> dict[str, Any]:
         """The summary the job wrote for an execution (empty when it wrote none)."""
         try:
-            body = self._s3.get_object(
-                Bucket=self.stack.bucket, Key=f"{REPORTS_PREFIX}{execution_name}.json"
-            )["Body"].read()
+            body = self._s3.get_object(Bucket=self.stack.bucket, Key=summary_key(execution_name))[
+                "Body"
+            ].read()
             return dict(json.loads(body))
         except Exception:  # no summary: the job did not run, or failed before writing it
             return {}

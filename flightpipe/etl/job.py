@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from flightpipe.bucket_layout import summary_key
 from flightpipe.etl import loader
 from flightpipe.etl.errors import FileRejected
 from flightpipe.etl.job_args import JobArgs
@@ -39,7 +40,6 @@ from flightpipe.s3keys import resolve_event_key
 from flightpipe.warehouse.port import Warehouse
 
 LOG = logging.getLogger(__name__)
-REPORTS_PREFIX = "reports/"
 
 
 class JobFailed(RuntimeError):
@@ -139,7 +139,7 @@ def run_job(
             _remove_staged(s3, args.work_bucket, staged_key)
     summary.finished_at = clock().isoformat()
     summary.timings_s["total"] = round(time.monotonic() - begun, 3)
-    write_summary(s3, summary, args.bucket, args.summary_key or f"{REPORTS_PREFIX}{load_id}.json")
+    write_summary(s3, summary, args.bucket, args.summary_key or summary_key(load_id))
     return summary
 
 

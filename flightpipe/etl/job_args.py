@@ -7,11 +7,21 @@ serves the local emulator, which runs the job in-process with the same list.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
+from flightpipe.warehouse.data_api import DEFAULT_DATABASE, WarehouseTarget
+
 DEFAULT_REJECT_THRESHOLD = 0.05
+# The job arguments naming the warehouse it loads and how it signs in (serverless.yml).
+WAREHOUSE_ARGUMENTS = (
+    "redshift_database",
+    "redshift_workgroup",
+    "redshift_cluster_id",
+    "redshift_secret_arn",
+    "redshift_db_user",
+)
 
 
 class JobArgumentError(ValueError):
@@ -102,16 +112,27 @@ class JobArgs:
     def source_version(self) -> Optional[str]:
         return self.version_id or self.etag
 
-    def warehouse_settings(self) -> dict[str, str]:
-        """``REDSHIFT_*`` settings for ``WarehouseTarget.from_mapping``."""
-        settings = {
-            "REDSHIFT_DATABASE": self.redshift_database,
-            "REDSHIFT_WORKGROUP": self.redshift_workgroup,
-            "REDSHIFT_CLUSTER_ID": self.redshift_cluster_id,
-            "REDSHIFT_SECRET_ARN": self.redshift_secret_arn,
-            "REDSHIFT_DB_USER": self.redshift_db_user,
-        }
-        return {name: value for name, value in settings.items() if value}
+    def warehouse_target(self) -> WarehouseTarget:
+        """The warehouse this run loads, from its ``--redshift_*`` arguments."""
+        return warehouse_target_from_arguments(
+            {name: getattr(self, name) or "" for name in WAREHOUSE_ARGUMENTS}
+        )
+
+
+def warehouse_target_from_arguments(values: Mapping[str, str]) -> WarehouseTarget:
+    """The warehouse named by the job's ``redshift_*`` arguments (names without ``--``): the
+    job reads it at run time, the operations commands from the deployed job's arguments."""
+
+    def get(name: str) -> Optional[str]:
+        return (values.get(name) or "").strip() or None
+
+    return WarehouseTarget(
+        database=get("redshift_database") or DEFAULT_DATABASE,
+        workgroup=get("redshift_workgroup"),
+        cluster_id=get("redshift_cluster_id"),
+        secret_arn=get("redshift_secret_arn"),
+        db_user=get("redshift_db_user"),
+    )
 
 
 def _threshold(text: Optional[str]) -> float:

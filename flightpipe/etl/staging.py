@@ -20,10 +20,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from flightpipe.bucket_layout import REJECTED_PREFIX, STAGING_PREFIX
 from flightpipe.etl.validate import Reject
 
-STAGING_PREFIX = "staging/"
-REJECTED_PREFIX = "rejected/"
 REJECTS_HEADER = ("line_number", "reason", "raw_text")
 # Level 1: the staged file is read once by COPY; speed matters more than size.
 _GZIP_LEVEL = 1

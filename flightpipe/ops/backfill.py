@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from flightpipe.bucket_layout import INCOMING_PREFIX
 from flightpipe.execution_input import ExecutionInput
 from flightpipe.ops import executions
 from flightpipe.ops.target import Target
-from flightpipe.ops.upload import INCOMING_PREFIX
 from flightpipe.ops.warehouse import Queryable, query_file
 
 DEFAULT_MAX_CONCURRENCY = 10

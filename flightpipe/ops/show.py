@@ -8,12 +8,11 @@ import io
 import json
 from typing import Any, Optional
 
+from flightpipe.bucket_layout import INCOMING_PREFIX, summary_key
 from flightpipe.ops import executions
 from flightpipe.ops.target import Target, TargetError
-from flightpipe.ops.upload import INCOMING_PREFIX
 from flightpipe.ops.warehouse import Queryable, plain, query_file
 
-REPORTS_PREFIX = "reports/"
 # Executions read, newest first, to find the last one of a file named by its key.
 SEARCH_DEPTH = 2000
 
@@ -114,7 +113,7 @@ def _job_run(target: Target, run_id: Optional[str]) -> Optional[dict[str, Any]]:
 
 def _summary(s3: Any, bucket: str, execution_name: str) -> Optional[dict[str, Any]]:
     try:
-        body = s3.get_object(Bucket=bucket, Key=f"{REPORTS_PREFIX}{execution_name}.json")["Body"]
+        body = s3.get_object(Bucket=bucket, Key=summary_key(execution_name))["Body"]
     except s3.exceptions.NoSuchKey:
         return None  # the job did not run, or failed before writing it
     return dict(json.loads(body.read()))

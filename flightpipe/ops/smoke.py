@@ -20,15 +20,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from flightpipe.bucket_layout import DEFAULT_AIRPORTS_KEY, INCOMING_PREFIX, summary_key
 from flightpipe.ops import executions, runs, upload
-from flightpipe.ops.show import REPORTS_PREFIX
 from flightpipe.ops.target import Target
 from flightpipe.ops.warehouse import query_file
-from flightpipe.settings import DEFAULT_AIRPORTS_KEY
 from flightpipe.sql import render_statements
 from flightpipe.warehouse.data_api import DataApiWarehouse
 
-SMOKE_PREFIX = "incoming/_smoke/"
+SMOKE_PREFIX = f"{INCOMING_PREFIX}_smoke/"
 SMOKE_CARRIER = "ZZ"
 SMOKE_ROWS = 4
 SUCCESS_SUBJECT = "Flight pipeline succeeded"
@@ -197,7 +196,7 @@ def _check_runtimes(
 def _summary(target: Target, execution_name: str) -> dict[str, Any]:
     s3 = target.client("s3")
     try:
-        body = s3.get_object(Bucket=target.bucket, Key=f"{REPORTS_PREFIX}{execution_name}.json")
+        body = s3.get_object(Bucket=target.bucket, Key=summary_key(execution_name))
     except s3.exceptions.NoSuchKey:
         return {}
     return dict(json.loads(body["Body"].read()))
@@ -227,5 +226,5 @@ def _clean_up(target: Target, warehouse: DataApiWarehouse, result: SmokeResult) 
     result.cleaned.append(f"fact rows of {source_file}")
     if result.execution_arn:
         name = result.execution_arn.rsplit(":", 1)[-1]
-        s3.delete_object(Bucket=target.bucket, Key=f"{REPORTS_PREFIX}{name}.json")
-        result.cleaned.append(f"s3://{target.bucket}/{REPORTS_PREFIX}{name}.json")
+        s3.delete_object(Bucket=target.bucket, Key=summary_key(name))
+        result.cleaned.append(f"s3://{target.bucket}/{summary_key(name)}")

@@ -92,12 +92,11 @@ class Target:
 
 
 def warehouse_target_from_job_arguments(arguments: Mapping[str, str]) -> WarehouseTarget:
-    """``--redshift_database``, ``--redshift_workgroup``, ... as a :class:`WarehouseTarget`."""
-    return WarehouseTarget.from_mapping(
-        {
-            f"REDSHIFT_{name.upper()}": arguments.get(f"--redshift_{name}", "")
-            for name in ("database", "workgroup", "cluster_id", "secret_arn", "db_user")
-        }
+    """The deployed job's ``DefaultArguments`` (``--redshift_database``, ...) as its target."""
+    from flightpipe.etl.job_args import warehouse_target_from_arguments
+
+    return warehouse_target_from_arguments(
+        {name.removeprefix("--"): value for name, value in arguments.items()}
     )
 
 

@@ -10,10 +10,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, TextIO
 
+from flightpipe.bucket_layout import INCOMING_PREFIX
 from flightpipe.ops import executions
 from flightpipe.ops.target import Target
 
-INCOMING_PREFIX = "incoming/"
 # An upload's execution starts within seconds (S3 -> EventBridge -> the rule); a minute
 # leaves room for EventBridge's own delivery delays before an upload is reported as unstarted.
 DEFAULT_START_TIMEOUT_S = 60.0

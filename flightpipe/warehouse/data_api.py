@@ -27,6 +27,8 @@ _TERMINAL_STATES = ("FINISHED", "FAILED", "ABORTED")
 # Time a Lambda keeps after its last statement wait: cancelling the statement, raising and
 # returning the error to Step Functions must fit before the function's own timeout.
 LAMBDA_RESERVE_SECONDS = 20.0
+# Redshift's default database, used when the deployment names none.
+DEFAULT_DATABASE = "dev"
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class WarehouseTarget:
     def from_mapping(cls, values: Mapping[str, str]) -> WarehouseTarget:
         """Read the target from ``REDSHIFT_*`` settings (environment or job arguments)."""
         return cls(
-            database=values.get("REDSHIFT_DATABASE") or "dev",
+            database=values.get("REDSHIFT_DATABASE") or DEFAULT_DATABASE,
             workgroup=values.get("REDSHIFT_WORKGROUP") or None,
             cluster_id=values.get("REDSHIFT_CLUSTER_ID") or None,
             secret_arn=values.get("REDSHIFT_SECRET_ARN") or None,
