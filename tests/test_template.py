@@ -22,6 +22,7 @@ import rule_keys
 from flightpipe import bucket_layout
 from flightpipe.etl.job_args import DEFAULT_REJECT_THRESHOLD
 from flightpipe.execution_input import ExecutionInput
+from flightpipe_local.template import is_fresh
 
 pytestmark = pytest.mark.template
 
@@ -30,18 +31,6 @@ SERVERLESS_DIR = REPO_ROOT / ".serverless"
 TEMPLATE = SERVERLESS_DIR / "cloudformation-template-update-stack.json"
 PACKAGE_ZIP = SERVERLESS_DIR / "flightpipe.zip"
 LINT_VENV = REPO_ROOT / ".venv-lint"
-# What the template is made from: newer than the template means package again.
-TEMPLATE_SOURCES = (
-    "serverless.yml",
-    "statemachine",
-    "package.json",
-    "package-lock.json",
-    ".serverless_plugins",
-    "requirements.txt",
-    "handlers",
-    "flightpipe",
-    "sql",
-)
 FUNCTIONS = {
     "PrepareWarehouseLambdaFunction": "handlers/prepare_warehouse.handler",
     "StartCrawlerLambdaFunction": "handlers/start_crawler.handler",
@@ -108,23 +97,8 @@ def _credential_free_env() -> dict[str, str]:
     return env
 
 
-def _newest_source_mtime() -> float:
-    newest = 0.0
-    for name in TEMPLATE_SOURCES:
-        path = REPO_ROOT / name
-        paths = path.rglob("*") if path.is_dir() else [path]
-        for item in paths:
-            if item.is_file() and "__pycache__" not in item.parts:
-                newest = max(newest, item.stat().st_mtime)
-    return newest
-
-
 def _template_is_fresh() -> bool:
-    return (
-        TEMPLATE.exists()
-        and PACKAGE_ZIP.exists()
-        and TEMPLATE.stat().st_mtime >= _newest_source_mtime()
-    )
+    return PACKAGE_ZIP.exists() and is_fresh(TEMPLATE, REPO_ROOT)
 
 
 @pytest.fixture(scope="session")

@@ -120,12 +120,15 @@ class LocalStack:
             raise StackError("a local stack is already running in this process")
         self._owns_lock = True
         try:
+            self._echo("packaging serverless.yml (sls package, skipped when up to date)")
             packaged = self._packaged or package(self.repo, stage=self.stage, region=self.region)
             self._temp_dir = Path(tempfile.mkdtemp(prefix="flightpipe-"))
             self._start_server()
+            self._echo("starting the embedded warehouse (PostgreSQL)")
             with deferred():  # a postmaster started but not yet held would be orphaned
                 self._start_warehouse()
             self._install_patches()
+            self._echo(f"deploying stack {packaged.stack_name} into the emulator")
             deployer = Deployer(
                 packaged.template,
                 self.client,

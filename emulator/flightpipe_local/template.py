@@ -31,6 +31,7 @@ SOURCES = (
     "pyproject.toml",
     "requirements.txt",
     "package.json",
+    "package-lock.json",
     ".serverless_plugins",
 )
 DEFAULT_STAGE = "dev"

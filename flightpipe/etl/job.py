@@ -139,7 +139,7 @@ def run_job(
             _remove_staged(s3, args.work_bucket, staged_key)
     summary.finished_at = clock().isoformat()
     summary.timings_s["total"] = round(time.monotonic() - begun, 3)
-    write_summary(s3, summary, args.bucket, args.summary_key or summary_key(load_id))
+    write_summary(s3, summary, args.work_bucket, args.summary_key or summary_key(load_id))
     return summary
 
 

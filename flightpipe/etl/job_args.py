@@ -53,12 +53,15 @@ def parse_argv(argv: Sequence[str]) -> dict[str, str]:
 class JobArgs:
     """What one run needs: the object, where to report, and the warehouse target."""
 
+    # The uploaded object (the execution input's bucket and key) ...
     bucket: str
     key: str
     execution_id: Optional[str] = None
     version_id: Optional[str] = None
     etag: Optional[str] = None
     summary_key: Optional[str] = None
+    # ... and the pipeline's own bucket, where its work goes (see work_bucket). They are the
+    # same bucket when deployed; a run by hand may read a file from elsewhere.
     data_bucket: Optional[str] = None
     copy_role_arn: Optional[str] = None
     reject_threshold: float = DEFAULT_REJECT_THRESHOLD
@@ -100,7 +103,8 @@ class JobArgs:
 
     @property
     def work_bucket(self) -> str:
-        """Where staging/, rejected/ and reports/ go: the data bucket, else the file's bucket."""
+        """Where staging/, rejected/ and the summary in reports/ go: the data bucket, else the
+        file's bucket."""
         return self.data_bucket or self.bucket
 
     @property
