@@ -73,7 +73,15 @@ def test_a_failed_crawl_takes_the_failure_path_and_the_job_never_runs(
     assert outcome.load_status is None
     assert len(stack.client("glue").get_job_runs(JobName=stack.job_name)["JobRuns"]) == runs_before
     states = history_states(stack, outcome.execution_arn or "")
-    assert any("poll" in state.lower() for state in states)
+    # The poll Lambda ran and reported the crawl FAILED: the choice took the crawl-failure
+    # branch, not the timeout or the job.
+    assert "PollCrawler" in states and "RunEtlJob" not in states
+    assert states[states.index("PollCrawler") :][-4:] == [
+        "CrawlerDone",
+        "CrawlFailed",
+        "NotifyFailure",
+        "Failed",
+    ]
     new_notices = stack.notices.notices()[notices_before:]
     assert len(new_notices) == 1
     notice = new_notices[0].body()
@@ -125,12 +133,21 @@ def test_five_files_uploaded_at_once_all_load_exactly_once(
         assert [row["status"] for row in ledger] == ["LOADED"]
 
 
-def test_executions_receive_the_rules_transformed_input(stack: LocalStack) -> None:
+def test_executions_receive_the_rules_transformed_input(stack: LocalStack, tmp_path: Path) -> None:
+    upload = tmp_path / "rule_input.csv"
+    upload.write_text(
+        "Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\nAA,10397,12478,5,-3\n"
+    )
+    (outcome,) = run_files(stack, upload)
+    assert outcome.execution_arn, outcome.error
     sfn = stack.client("stepfunctions")
-    execution = sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"][0]
-    document = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+    document = json.loads(sfn.describe_execution(executionArn=outcome.execution_arn)["input"])
     assert set(document) == {"bucket", "key", "size", "etag", "version_id"}
-    assert document["bucket"] == stack.bucket and document["key"].startswith("incoming/")
+    assert (document["bucket"], document["key"]) == (stack.bucket, outcome.key)
+    assert document["key"].startswith("incoming/") and document["key"].endswith("rule_input.csv")
+    head = stack.client("s3").head_object(Bucket=stack.bucket, Key=outcome.key)
+    assert document["size"] == head["ContentLength"] == upload.stat().st_size
+    assert document["etag"] == head["ETag"].strip('"')
 
 
 def test_glue_sdk_errors_carry_aws_names_and_a_sync_job_run_waits_for_its_end(

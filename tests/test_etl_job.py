@@ -6,12 +6,17 @@ import ast
 import csv
 import datetime as dt
 import gzip
+import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from etl_fixtures import (
     BUCKET,
+    COPY_ROLE,
     RewritingWarehouse,
     facts,
     ledger,
@@ -25,6 +30,46 @@ from flightpipe.etl.job import JobFailed
 
 pytestmark = pytest.mark.warehouse
 REPO = Path(__file__).resolve().parents[1]
+GLUE_SCRIPT = REPO / "glue_scripts" / "flight_etl.py"
+
+
+def _glue_script() -> ModuleType:
+    """``glue_scripts/flight_etl.py`` loaded as Glue loads it: a file, not a package module."""
+    spec = importlib.util.spec_from_file_location("flight_etl", GLUE_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_glue_script(monkeypatch, s3, warehouse, key: str, body: bytes) -> list:
+    """Upload ``body`` as ``key`` and run the Glue script's ``main`` on Glue's argument list.
+
+    S3 is the test's moto (the script's own ``boto3.client("s3")``); only the Data API
+    adapter is swapped for ``warehouse``. Returns the warehouse targets the script built.
+    """
+    put = s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    script = _glue_script()
+    targets = []
+
+    def data_api_warehouse(client, target):
+        targets.append(target)
+        return warehouse
+
+    monkeypatch.setattr(script, "DataApiWarehouse", data_api_warehouse)
+    script.main(
+        [
+            "--JOB_ID", "j_1",  # Glue's own arguments come first and are ignored
+            "--bucket", BUCKET,
+            "--key", key,
+            "--etag", put["ETag"].strip('"'),
+            "--execution_id", "arn:aws:states:us-east-1:123456789012:execution:pipeline:run-1",
+            "--copy_role_arn", COPY_ROLE,
+            "--summary_key", "reports/run-1.json",
+            "--redshift_database", "dev",
+            "--redshift_workgroup", "flightpipe-wg",
+        ]
+    )  # fmt: skip
+    return targets
 
 
 @pytest.fixture
@@ -185,9 +230,13 @@ def test_rejected_rows_go_to_a_rejects_file_with_line_raw_text_and_reason(loaded
     ],
     ids=["empty", "no-header", "missing-columns", "not-text", "header-only"],
 )
-def test_whole_file_rejections_load_nothing_and_record_the_cause(loaded, body, cause):
+def test_whole_file_rejections_fail_the_glue_run_load_nothing_and_record_the_cause(
+    loaded, monkeypatch, body, cause
+):
     warehouse, s3 = loaded
-    summary = run_on(s3, warehouse, "incoming/bad.csv", body)
+    with pytest.raises(JobFailed, match="REJECTED: .*" + cause.split(":")[0]) as raised:
+        run_glue_script(monkeypatch, s3, warehouse, "incoming/bad.csv", body)
+    summary = raised.value.summary
     assert summary.status == "REJECTED"
     assert cause in summary.error
     assert facts(warehouse) == []
@@ -195,8 +244,17 @@ def test_whole_file_rejections_load_nothing_and_record_the_cause(loaded, body, c
     assert entry["status"] == "REJECTED" and cause in entry["error"]
     assert entry["rows_loaded"] == 0
     assert json.loads(read_object(s3, "reports/run-1.json"))["status"] == "REJECTED"
-    with pytest.raises(JobFailed, match="REJECTED: .*" + cause.split(":")[0]):
-        raise JobFailed(summary)
+
+
+def test_glue_script_returns_normally_for_a_loaded_file_on_the_warehouse_its_arguments_name(
+    loaded, monkeypatch, capsys
+):
+    warehouse, s3 = loaded
+    body = b"Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\nDL,11433,13303,1,2\n"
+    [target] = run_glue_script(monkeypatch, s3, warehouse, "incoming/one.csv", body)
+    assert (target.database, target.workgroup) == ("dev", "flightpipe-wg")
+    assert json.loads(capsys.readouterr().out)["status"] == "LOADED"
+    assert len(facts(warehouse)) == 1
 
 
 def test_more_rejects_than_the_threshold_reject_the_file_but_keep_the_rejects(loaded):
@@ -219,26 +277,71 @@ def _unreadable_staged_file(statements: list) -> list:
     return statements
 
 
-def test_a_failed_load_records_failed_and_removes_the_staged_file(loaded, shared_data):
+def test_a_failed_load_fails_the_glue_run_records_failed_and_removes_the_staged_file(
+    loaded, shared_data, monkeypatch
+):
     warehouse, s3 = loaded
-    summary = run_on(
-        s3,
-        RewritingWarehouse(warehouse, _unreadable_staged_file),
-        "incoming/s.csv",
-        (shared_data / "sample_flights.csv").read_bytes(),
-    )
+    with pytest.raises(JobFailed, match=r"FAILED: .*StatementError") as raised:
+        run_glue_script(
+            monkeypatch,
+            s3,
+            RewritingWarehouse(warehouse, _unreadable_staged_file),
+            "incoming/s.csv",
+            (shared_data / "sample_flights.csv").read_bytes(),
+        )
+    summary = raised.value.summary
     assert summary.status == "FAILED" and "StatementError" in summary.error
     [entry] = ledger(warehouse)
     assert entry["status"] == "FAILED" and entry["rows_read"] == 13 and entry["rows_loaded"] == 0
     assert facts(warehouse) == [] and _keys(s3, "staging/") == []
 
 
+def _imported_names(tree: ast.AST) -> set:
+    """Every module name an import statement names, in full (``from a import b`` gives
+    ``a`` and ``a.b``: ``b`` may be a submodule)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0 and node.module, "relative import in the Glue script"
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _outside_the_library(name: str) -> bool:
+    if name in {"__future__", "__future__.annotations", "logging", "sys", "boto3"}:
+        return False
+    if name != "flightpipe" and not name.startswith("flightpipe."):
+        return True
+    try:
+        spec = importlib.util.find_spec(name)
+    except ModuleNotFoundError:  # ``flightpipe.etl.job.JobFailed``: a name, not a module
+        return False
+    return spec is not None and not Path(spec.origin).is_relative_to(REPO / "flightpipe")
+
+
 def test_glue_script_imports_only_the_library_and_boto3():
-    tree = ast.parse((REPO / "glue_scripts" / "flight_etl.py").read_text())
-    modules = {
-        (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, (ast.Import, ast.ImportFrom))
-        for alias in node.names
-    }
-    assert modules <= {"__future__", "logging", "sys", "boto3", "flightpipe"}
+    names = _imported_names(ast.parse(GLUE_SCRIPT.read_text()))
+    assert "flightpipe.etl.job" in names  # the parse sees the script's imports
+    assert [name for name in sorted(names) if _outside_the_library(name)] == []
+
+
+def test_glue_script_pulls_in_neither_the_emulator_nor_moto():
+    """What importing the script loads, transitively, in a fresh interpreter."""
+    probe = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('flight_etl', {str(GLUE_SCRIPT)!r})\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "print('\\n'.join(sys.modules))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True, cwd=REPO
+    ).stdout.split()
+    assert "flightpipe.etl.job" in loaded
+    assert [
+        name
+        for name in loaded
+        if name.split(".")[0] in {"flightpipe_local", "moto"} or name.startswith("flightpipe.local")
+    ] == []

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from flightpipe.sql import quote_literal, read_sql, render_statements
+from flightpipe.sql import quote_literal, read_sql, render_statements, split_statements
 from flightpipe_local.redshift_standin import (
     StandInSqlError,
     parse_copy_from_s3,
@@ -46,7 +46,42 @@ def test_unsupported_copy_option_is_a_clear_error():
         parse_copy_from_s3("COPY t FROM 's3://b/k' ENCRYPTED")
 
 
-def test_schema_ddl_is_idempotent_and_airports_load_from_s3(warehouse, object_store, shared_data):
+def _schema_snapshot(redshift_standin) -> dict:
+    """The airlines schema as the catalog sees it (table identities included), and its rows."""
+    tables = redshift_standin.query(
+        "SELECT c.relname, c.oid::text AS oid FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'airlines' ORDER BY c.relname"
+    ).rows
+    columns = redshift_standin.query(
+        "SELECT table_name, ordinal_position, column_name, data_type, "
+        "character_maximum_length, is_nullable FROM information_schema.columns "
+        "WHERE table_schema = 'airlines' ORDER BY table_name, ordinal_position"
+    ).rows
+    constraints = redshift_standin.query(
+        "SELECT table_name, constraint_type, constraint_name FROM information_schema."
+        "table_constraints WHERE table_schema = 'airlines' ORDER BY table_name, constraint_name"
+    ).rows
+    rows = redshift_standin.query(
+        "SELECT airport_id, name FROM airlines.airports_dim ORDER BY airport_id"
+    ).rows
+    return {"tables": tables, "columns": columns, "constraints": constraints, "rows": rows}
+
+
+def test_schema_ddl_applied_twice_fails_nothing_and_changes_nothing(warehouse, redshift_standin):
+    schema = split_statements(read_sql("schema.sql"))
+    redshift_standin.execute_batch(schema)  # the warehouse fixture applied it already
+    redshift_standin.execute_batch(
+        ["INSERT INTO airlines.airports_dim (airport_id, name) VALUES (1, 'Kept Airport')"]
+    )
+    before = _schema_snapshot(redshift_standin)
+    assert ("airports_dim",) in {(name,) for name, _ in before["tables"]}
+    redshift_standin.execute_batch(schema)
+    assert _schema_snapshot(redshift_standin) == before
+    assert before["rows"] == [(1, "Kept Airport")]
+
+
+def test_airports_load_from_s3_through_the_manifest(warehouse, object_store, shared_data):
     object_store.put("data", "dimensions/airports.csv", (shared_data / "airports.csv").read_bytes())
     object_store.put("data", "m/airports.manifest", _manifest("s3://data/dimensions/airports.csv"))
     warehouse.execute_batch(
