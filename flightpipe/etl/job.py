@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import time
 import uuid
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -26,8 +27,7 @@ from flightpipe.etl.layouts import ColumnMap, resolve_columns
 from flightpipe.etl.reader import DEFAULT_BLOCK_BYTES, BlockPrefetcher, CsvRecordReader
 from flightpipe.etl.sources import Source, open_source
 from flightpipe.etl.staging import (
-    RejectsFile,
-    StagedRowsFile,
+    SpoolFiles,
     rejects_key,
     remove_object,
     staging_key,
@@ -68,14 +68,19 @@ class DuplicateDelivery(Exception):
 
 
 @dataclass
-class _Read:
-    """What reading and validating the whole object produced."""
+class ReadResult:
+    """What reading and validating the whole object produced (the rows went to the spool)."""
 
-    columns: Optional[ColumnMap] = None
+    columns: ColumnMap
+    flight_date_source: str
     rows_read: int = 0
     rows_valid: int = 0
+    rows_rejected: int = 0
+    rejects_by_reason: dict[str, int] = field(default_factory=dict)
     unmatched_airport_rows: int = 0
     unknown_airport_ids: set[int] = field(default_factory=set)
+    blank_lines: int = 0
+    timings_s: dict[str, float] = field(default_factory=dict)
 
 
 def new_load_id(started_at: dt.datetime) -> str:
@@ -95,7 +100,12 @@ def run_job(
     spool_dir: Optional[str] = None,
     clock: Callable[[], dt.datetime] = _utcnow,
 ) -> JobSummary:
-    """Load ``s3://bucket/key`` into the warehouse; return (and write) the summary."""
+    """Load ``s3://bucket/key`` into the warehouse; return (and write) the summary.
+
+    The flow reads top to bottom: check the settings, read and validate into the
+    spool, stage the rejects and the rows, load in one transaction, report. Each step
+    takes what it needs and returns what it made; only this function fills the summary.
+    """
     started = clock()
     begun = time.monotonic()
     load_id = new_load_id(started)
@@ -111,36 +121,54 @@ def run_job(
     attempt = loader.LoadAttempt(
         load_id, args.source_file, args.source_version, started, args.execution_id
     )
-    staged = StagedRowsFile(spool_dir)
-    rejects = RejectsFile(spool_dir)
     staged_key: Optional[str] = None
-    try:
-        args = _resolve_source(args, s3)
-        summary.source_file = args.source_file
-        attempt = dataclasses.replace(attempt, source_file=args.source_file)
-        attempt = _run(args, s3, warehouse, attempt, summary, staged, rejects, block_bytes)
-        staged_key = staging_key(load_id)
-        summary.status = loader.LOADED
-    except DuplicateDelivery as duplicate:  # recorded by the load batch itself
-        summary.status, summary.error = loader.DUPLICATE, str(duplicate)
-        staged_key = staging_key(load_id)
-    except FileRejected as rejected:
-        summary.status, summary.error = loader.REJECTED, rejected.reason
-        _record(warehouse, _counted(attempt, summary), loader.REJECTED, rejected.reason, summary)
-    except Exception as error:  # any failure leaves a FAILED ledger row
-        LOG.exception("load of %s failed", args.source_file)
-        summary.status, summary.error = loader.FAILED, f"{type(error).__name__}: {error}"
-        staged_key = staging_key(load_id)
-        _record(warehouse, _counted(attempt, summary), loader.FAILED, summary.error, summary)
-    finally:
-        staged.remove()
-        rejects.remove()
-        if staged_key:
-            _remove_staged(s3, args.work_bucket, staged_key)
+    with SpoolFiles(spool_dir) as spool:
+        try:
+            _require_settings(args)
+            args = _resolve_source(args, s3)
+            summary.source_file = args.source_file
+            attempt = dataclasses.replace(attempt, source_file=args.source_file)
+            known = loader.known_airport_ids(warehouse)
+            with closing(open_source(s3, args.bucket, args.key, args.version_id)) as source:
+                _describe_source(summary, source)
+                read = read_and_validate(source, args.key, known, spool, block_bytes)
+            _record_read(summary, read)
+            attempt = attempt.counted(
+                read.rows_read, read.rows_rejected, read.unmatched_airport_rows
+            )
+            _check_rows(read)
+            timer = time.monotonic()
+            summary.rejects_uri = _stage_rejects(s3, spool, args.work_bucket, load_id)
+            _check_threshold(read, args.reject_threshold, summary.rejects_uri)
+            staged_key = staging_key(load_id)
+            staged_uri = upload(
+                s3, spool.staged.path, args.work_bucket, staged_key, "application/gzip"
+            )
+            summary.timings_s["upload"] = round(time.monotonic() - timer, 3)
+            summary.status = _load(warehouse, attempt, staged_uri, args, summary)
+            summary.rows_loaded = read.rows_valid
+        except DuplicateDelivery as duplicate:  # recorded by the load batch itself
+            summary.status, summary.error = loader.DUPLICATE, str(duplicate)
+        except FileRejected as rejected:
+            summary.status, summary.error = loader.REJECTED, rejected.reason
+            _record(warehouse, attempt, loader.REJECTED, rejected.reason, summary)
+        except Exception as error:  # any failure leaves a FAILED ledger row
+            LOG.exception("load of %s failed", args.source_file)
+            summary.status, summary.error = loader.FAILED, f"{type(error).__name__}: {error}"
+            _record(warehouse, attempt, loader.FAILED, summary.error, summary)
+        finally:
+            if staged_key:
+                _remove_staged(s3, args.work_bucket, staged_key)
     summary.finished_at = clock().isoformat()
     summary.timings_s["total"] = round(time.monotonic() - begun, 3)
     write_summary(s3, summary, args.work_bucket, args.summary_key or summary_key(load_id))
     return summary
+
+
+def _require_settings(args: JobArgs) -> None:
+    """Fail before reading a byte when the load could not run anyway."""
+    if not args.copy_role_arn:
+        raise ValueError("--copy_role_arn is required: Redshift COPY reads the staged file with it")
 
 
 def _resolve_source(args: JobArgs, s3: Any) -> JobArgs:
@@ -152,96 +180,90 @@ def _resolve_source(args: JobArgs, s3: Any) -> JobArgs:
     return dataclasses.replace(args, key=resolved.key)
 
 
-def _run(
-    args: JobArgs,
-    s3: Any,
-    warehouse: Warehouse,
-    attempt: loader.LoadAttempt,
-    summary: JobSummary,
-    staged: StagedRowsFile,
-    rejects: RejectsFile,
-    block_bytes: int,
-) -> loader.LoadAttempt:
+def _describe_source(summary: JobSummary, source: Source) -> None:
+    summary.source_format = source.format
+    summary.source_member = source.member
+    summary.ignored_members = list(source.ignored_members)
+
+
+def read_and_validate(
+    source: Source, key: str, known: set[int], spool: SpoolFiles, block_bytes: int
+) -> ReadResult:
+    """Validate every record of the source: valid rows to the staged file, rejects (with
+    line number, raw text and reason) to the rejects file; the counts, which must add up."""
     timer = time.monotonic()
-    known = loader.known_airport_ids(warehouse)
-    read = _read_and_validate(args, s3, known, staged, rejects, summary, block_bytes)
-    summary.rows_read, summary.rows_rejected = read.rows_read, rejects.count
+    reader = CsvRecordReader(source.stream, block_bytes)
+    _, header = reader.header()
+    columns = resolve_columns(_header_fields(header))
+    key_date = date_from_key(key)
+    read = ReadResult(columns, _date_source(columns, key_date))
+    validator = BlockValidator(columns, known, key_date)
+    # Three threads overlap: reading and splitting the next block, validating this one
+    # (here), gzip-compressing the staged rows of the previous one.
+    with BlockPrefetcher(reader.data_blocks()) as blocks:
+        for block in blocks:
+            result = validator.validate(block)
+            spool.staged.write(result.staged_bytes, result.rows_valid)
+            spool.rejects.write(result.rejects)
+            read.rows_read += result.rows_read
+            read.rows_valid += result.rows_valid
+            read.unmatched_airport_rows += result.unmatched_airport_rows
+            read.unknown_airport_ids |= result.unknown_airport_ids
+    spool.close()
+    read.blank_lines = reader.blank_lines
+    read.rows_rejected = spool.rejects.count
+    read.rejects_by_reason = dict(sorted(spool.rejects.reasons.items()))
+    read.timings_s = {
+        "read_validate": round(time.monotonic() - timer, 3),
+        "read_wait": round(blocks.waited, 3),
+        "stage_wait": round(spool.staged.waited, 3),
+    }
+    if read.rows_read != read.rows_valid + read.rows_rejected:
+        raise RuntimeError(
+            f"row accounting broke: {read.rows_read} read, {read.rows_valid} valid, "
+            f"{read.rows_rejected} rejected"
+        )
+    return read
+
+
+def _record_read(summary: JobSummary, read: ReadResult) -> None:
+    summary.layout = read.columns.layout
+    summary.flight_date_source = read.flight_date_source
+    summary.blank_lines = read.blank_lines
+    summary.rows_read, summary.rows_rejected = read.rows_read, read.rows_rejected
     summary.unmatched_airport_rows = read.unmatched_airport_rows
     summary.unknown_airport_ids = sorted(read.unknown_airport_ids)
-    summary.rejects_by_reason = dict(sorted(rejects.reasons.items()))
-    summary.timings_s["read_validate"] = round(time.monotonic() - timer, 3)
-    attempt = _counted(attempt, summary)
+    summary.rejects_by_reason = read.rejects_by_reason
+    summary.timings_s.update(read.timings_s)
+
+
+def _check_rows(read: ReadResult) -> None:
+    if read.rows_read == 0:
+        raise FileRejected("the file has a header but no data rows")
+
+
+def _stage_rejects(s3: Any, spool: SpoolFiles, bucket: str, load_id: str) -> Optional[str]:
+    """Upload the rejects file, when there are rejects; its ``s3://`` URI."""
+    if not spool.rejects.count:
+        return None
+    return upload(s3, spool.rejects.path, bucket, rejects_key(load_id), "text/csv")
+
+
+def _load(
+    warehouse: Warehouse,
+    attempt: loader.LoadAttempt,
+    staged_uri: str,
+    args: JobArgs,
+    summary: JobSummary,
+) -> str:
+    """Run the load batch; LOADED, or :class:`DuplicateDelivery` for a version loaded before."""
     timer = time.monotonic()
-    if rejects.count:
-        summary.rejects_uri = upload(
-            s3, rejects.path, args.work_bucket, rejects_key(attempt.load_id), "text/csv"
-        )
-    _check_threshold(read, rejects.count, args.reject_threshold, summary.rejects_uri)
-    staged_uri = upload(
-        s3, staged.path, args.work_bucket, staging_key(attempt.load_id), "application/gzip"
-    )
-    summary.timings_s["upload"] = round(time.monotonic() - timer, 3)
-    if not args.copy_role_arn:
-        raise ValueError("--copy_role_arn is required: Redshift COPY reads the staged file with it")
-    timer = time.monotonic()
+    assert args.copy_role_arn is not None  # _require_settings
     status = loader.load_staged_file(warehouse, attempt, staged_uri, args.copy_role_arn)
     summary.timings_s["load"] = round(time.monotonic() - timer, 3)
     if status == loader.DUPLICATE:
         raise DuplicateDelivery(args.source_file, args.source_version)
-    summary.rows_loaded = read.rows_valid
-    return attempt
-
-
-def _read_and_validate(
-    args: JobArgs,
-    s3: Any,
-    known: set[int],
-    staged: StagedRowsFile,
-    rejects: RejectsFile,
-    summary: JobSummary,
-    block_bytes: int,
-) -> _Read:
-    read = _Read()
-    source: Optional[Source] = None
-    try:
-        source = open_source(s3, args.bucket, args.key, args.version_id)
-        summary.source_format = source.format
-        summary.source_member = source.member
-        summary.ignored_members = list(source.ignored_members)
-        reader = CsvRecordReader(source.stream, block_bytes)
-        _, header = reader.header()
-        read.columns = resolve_columns(_header_fields(header))
-        key_date = date_from_key(args.key)
-        summary.layout = read.columns.layout
-        summary.flight_date_source = _date_source(read.columns, key_date)
-        validator = BlockValidator(read.columns, known, key_date)
-        # Three threads overlap: reading and splitting the next block, validating this
-        # one (here), gzip-compressing the staged rows of the previous one.
-        with BlockPrefetcher(reader.data_blocks()) as blocks:
-            for block in blocks:
-                result = validator.validate(block)
-                staged.write(result.staged_bytes, result.rows_valid)
-                rejects.write(result.rejects)
-                read.rows_read += result.rows_read
-                read.rows_valid += result.rows_valid
-                read.unmatched_airport_rows += result.unmatched_airport_rows
-                read.unknown_airport_ids |= result.unknown_airport_ids
-        summary.blank_lines = reader.blank_lines
-        summary.timings_s["read_wait"] = round(blocks.waited, 3)
-    finally:
-        if source is not None:
-            source.close()
-        staged.close()
-        rejects.close()
-    summary.timings_s["stage_wait"] = round(staged.waited, 3)
-    if read.rows_read != read.rows_valid + rejects.count:
-        raise RuntimeError(
-            f"row accounting broke: {read.rows_read} read, {read.rows_valid} valid, "
-            f"{rejects.count} rejected"
-        )
-    if read.rows_read == 0:
-        raise FileRejected("the file has a header but no data rows")
-    return read
+    return loader.LOADED
 
 
 def _header_fields(header: bytes) -> list[str]:
@@ -259,26 +281,14 @@ def _date_source(columns: ColumnMap, key_date: Optional[dt.date]) -> str:
     return "none (flight_date is NULL)"
 
 
-def _check_threshold(read: _Read, rejected: int, threshold: float, where: Optional[str]) -> None:
+def _check_threshold(read: ReadResult, threshold: float, where: Optional[str]) -> None:
+    rejected = read.rows_rejected
     if rejected > threshold * read.rows_read:
         raise FileRejected(
             f"{rejected} of {read.rows_read} data rows rejected "
             f"({rejected / read.rows_read:.1%}), more than the threshold of {threshold:.1%}; "
             f"rejected rows with line numbers and reasons: {where}"
         )
-
-
-def _counted(attempt: loader.LoadAttempt, summary: JobSummary) -> loader.LoadAttempt:
-    return loader.LoadAttempt(
-        attempt.load_id,
-        attempt.source_file,
-        attempt.source_version,
-        attempt.started_at,
-        attempt.execution_id,
-        rows_read=summary.rows_read,
-        rows_rejected=summary.rows_rejected,
-        unmatched_airport_rows=summary.unmatched_airport_rows,
-    )
 
 
 def _record(

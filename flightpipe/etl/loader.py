@@ -6,6 +6,7 @@ Data API in production); values are only ever substituted as quoted literals.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from dataclasses import dataclass
@@ -41,6 +42,17 @@ class LoadAttempt:
     rows_read: Optional[int] = None
     rows_rejected: Optional[int] = None
     unmatched_airport_rows: Optional[int] = None
+
+    def counted(
+        self, rows_read: int, rows_rejected: int, unmatched_airport_rows: int
+    ) -> LoadAttempt:
+        """This attempt with the counts reading the file produced."""
+        return dataclasses.replace(
+            self,
+            rows_read=rows_read,
+            rows_rejected=rows_rejected,
+            unmatched_airport_rows=unmatched_airport_rows,
+        )
 
 
 def known_airport_ids(warehouse: Warehouse) -> set[int]:

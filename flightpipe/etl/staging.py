@@ -67,7 +67,6 @@ class StagedRowsFile(_SpoolFile):
         self._error: Optional[BaseException] = None
         self._thread = threading.Thread(target=self._compress, name="stage-gzip", daemon=True)
         self._thread.start()
-        self.rows = 0
         self.waited = 0.0  # seconds the writer spent waiting for the compressor
 
     def write(self, csv_data: Union[bytes, str], rows: int) -> None:
@@ -77,7 +76,6 @@ class StagedRowsFile(_SpoolFile):
             asked = time.monotonic()
             self._queue.put(csv_data.encode("utf-8") if isinstance(csv_data, str) else csv_data)
             self.waited += time.monotonic() - asked
-        self.rows += rows
 
     def close(self) -> None:
         if self._thread.is_alive():
@@ -129,6 +127,29 @@ class RejectsFile(_SpoolFile):
     def close(self) -> None:
         if not self._handle.closed:
             self._handle.close()
+
+
+class SpoolFiles:
+    """The two local files one run writes: the staged rows and the rejects.
+
+    Both are removed when the block ends, whatever happened.
+    """
+
+    def __init__(self, directory: Optional[str] = None) -> None:
+        self.staged = StagedRowsFile(directory)
+        self.rejects = RejectsFile(directory)
+
+    def close(self) -> None:
+        """Finish writing both (the staged file flushes its last compressed block)."""
+        self.staged.close()
+        self.rejects.close()
+
+    def __enter__(self) -> SpoolFiles:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.staged.remove()
+        self.rejects.remove()
 
 
 def upload(s3: Any, path: Path, bucket: str, key: str, content_type: str) -> str:
