@@ -61,7 +61,3 @@ class PatchSet:
             while self._originals:
                 owner, name, original = self._originals.pop()
                 setattr(owner, name, original)
-
-    @property
-    def active(self) -> bool:
-        return bool(self._originals)

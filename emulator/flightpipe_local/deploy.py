@@ -338,10 +338,6 @@ class Deployer:
             "AWS::Redshift::Cluster": self._cluster,
         }
 
-    @property
-    def resolver(self) -> Resolver:
-        return self._resolver
-
     def deploy(self) -> Deployment:
         resources = self._template.get("Resources") or {}
         for logical_id in creation_order(resources):

@@ -45,7 +45,6 @@ RUN_MODEL = "glue::job_run"
 GLUE_ONLY_ARGUMENTS = ("library-set", "--additional-python-modules")
 
 LOG = logging.getLogger(__name__)
-RunListener = Callable[[str, str, str, Optional[str]], None]
 ObjectFetcher = Callable[[str, Path], Path]
 _ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception|Failed|Exit)\w*): (.*)$")
 
@@ -81,14 +80,12 @@ class JobRunner:
         environments: JobEnvironments,
         base_environment: Mapping[str, str],
         log_dir: Path,
-        on_end: Optional[RunListener] = None,
     ) -> None:
         self._repo = repo
         self._fetch = fetch
         self._environments = environments
         self._base_environment = dict(base_environment)
         self._log_dir = log_dir
-        self._on_end = on_end
         self._running: set[subprocess.Popen] = set()
         self._closed = False
         self._lock = threading.Lock()
@@ -120,8 +117,6 @@ class JobRunner:
         run.completed_on = glue_models.utcnow()
         run.modified_on = run.completed_on
         run.status = status
-        if self._on_end is not None:
-            self._on_end(job.name, run.job_run_id, run.status, error)
 
     def log_path(self, job_name: str, run_id: str) -> Path:
         """Where a run's output goes (Glue sends it to CloudWatch Logs)."""

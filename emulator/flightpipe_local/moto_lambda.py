@@ -34,7 +34,7 @@ import uuid
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from moto.awslambda import models as lambda_models
 
@@ -241,18 +241,11 @@ class FunctionRuntimes:
         shutil.rmtree(self._work_dir / "code", ignore_errors=True)
 
 
-def install(
-    patches: PatchSet,
-    runtimes: FunctionRuntimes,
-    on_invoke: Optional[Callable[[str, bool], None]] = None,
-) -> None:
+def install(patches: PatchSet, runtimes: FunctionRuntimes) -> None:
     """Make every Lambda invocation run the function's zip on its runtime."""
 
     def _invoke_lambda(self: Any, event: Optional[str] = None) -> Invocation:
         document = json.loads(event or "{}") if isinstance(event, (str, bytes)) else event
-        payload, errored, logs = runtimes.invoke(self, document)
-        if on_invoke is not None:
-            on_invoke(self.function_name, errored)
-        return payload, errored, logs
+        return runtimes.invoke(self, document)
 
     patches.replace(SEAM_OWNER, SEAM_NAME, _invoke_lambda)

@@ -120,7 +120,6 @@ class CsvRecordReader:
         self._block_bytes = block_bytes
         self._blocks = self._read_blocks()
         self._pending: list[RecordBlock] = []
-        self.bytes_read = 0
         self.blank_lines = 0
 
     def header(self) -> tuple[int, bytes]:
@@ -170,7 +169,6 @@ class CsvRecordReader:
         first = True
         while True:
             chunk = self._stream.read(self._block_bytes)
-            self.bytes_read += len(chunk)
             eof = not chunk
             if first and chunk:
                 # Wait for three bytes before deciding about a byte-order mark.
@@ -178,7 +176,6 @@ class CsvRecordReader:
                     more = self._stream.read(self._block_bytes)
                     if not more:
                         break
-                    self.bytes_read += len(more)
                     chunk += more
                 if chunk.startswith(_BOM):
                     chunk = chunk[len(_BOM) :]

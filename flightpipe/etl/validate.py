@@ -123,7 +123,6 @@ class BlockValidator:
     ) -> None:
         self._columns = columns
         self._known = frozenset(int(airport_id) for airport_id in known_airport_ids)
-        self._key_date = key_date
         self._parsers = {
             "carrier": _FieldParser(values.parse_carrier),
             "dep_airport_id": _FieldParser(lambda v: values.parse_airport_id(v, "dep_airport_id")),
