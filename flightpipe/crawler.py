@@ -21,6 +21,7 @@ from typing import Any, Optional
 
 from botocore.exceptions import ClientError
 
+from flightpipe.aws_ports import CrawlerApi, ObjectStore
 from flightpipe.retryable import raise_if_throttled
 from flightpipe.s3keys import resolve_event_key
 
@@ -30,7 +31,7 @@ WRITE_TIME_RESOLUTION = dt.timedelta(seconds=1)
 CRAWLED, WAITING, FAILED = "CRAWLED", "WAITING", "FAILED"
 
 
-def request_crawl(glue: Any, name: str) -> dict[str, Any]:
+def request_crawl(glue: CrawlerApi, name: str) -> dict[str, Any]:
     """Start a crawl of crawler ``name`` now if it is idle; a busy crawler is fine.
 
     A crawl already running may have started before the file was written; the
@@ -47,7 +48,12 @@ def request_crawl(glue: Any, name: str) -> dict[str, Any]:
 
 
 def crawl_for_object(
-    glue: Any, s3: Any, name: str, bucket: str, key: str, version_id: Optional[str] = None
+    glue: CrawlerApi,
+    s3: ObjectStore,
+    name: str,
+    bucket: str,
+    key: str,
+    version_id: Optional[str] = None,
 ) -> dict[str, Any]:
     """Where the crawl covering ``s3://bucket/key`` stands: CRAWLED, WAITING or FAILED.
 
@@ -78,7 +84,7 @@ def crawl_for_object(
 
 
 def object_written_at(
-    s3: Any, bucket: str, key: str, version_id: Optional[str] = None
+    s3: ObjectStore, bucket: str, key: str, version_id: Optional[str] = None
 ) -> dt.datetime:
     """When the object (at ``version_id``) was written: its ``LastModified``, in UTC."""
     resolved = resolve_event_key(s3, bucket, key, version_id)
@@ -95,7 +101,7 @@ def object_written_at(
     return modified.astimezone(dt.timezone.utc)
 
 
-def crawls_started_after(glue: Any, name: str, instant: dt.datetime) -> list[dict[str, Any]]:
+def crawls_started_after(glue: CrawlerApi, name: str, instant: dt.datetime) -> list[dict[str, Any]]:
     """The crawls of crawler ``name`` that started at or after ``instant``."""
     epoch_ms = str(int(instant.timestamp() * 1000))
     request: dict[str, Any] = {

@@ -22,8 +22,10 @@ then read at that version.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 from urllib.parse import unquote_plus
+
+from flightpipe.aws_ports import ObjectStore
 
 # HEAD answers without an error code body; S3 says 404 for a missing key or
 # version (400 for a malformed version id), and 403 instead of 404 when the
@@ -69,7 +71,7 @@ def candidate_keys(event_key: str) -> list[str]:
 
 
 def resolve_event_key(
-    s3: Any, bucket: str, event_key: str, version_id: Optional[str] = None
+    s3: ObjectStore, bucket: str, event_key: str, version_id: Optional[str] = None
 ) -> ResolvedKey:
     """The object an S3 event names: its key as given if it exists, else the decoded key.
 
@@ -86,7 +88,7 @@ def resolve_event_key(
     raise SourceObjectNotFound(bucket, tried, version_id)
 
 
-def _head(s3: Any, bucket: str, key: str, version_id: Optional[str]) -> Optional[str]:
+def _head(s3: ObjectStore, bucket: str, key: str, version_id: Optional[str]) -> Optional[str]:
     """None when the object exists; else why it does not (the HEAD's error code)."""
     request = {"Bucket": bucket, "Key": key}
     if version_id:

@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional
 
 from botocore.exceptions import ClientError
 
+from flightpipe.aws_ports import ObjectStore
 from flightpipe.retryable import raise_if_throttled
 from flightpipe.sql import read_sql, render_statements, split_statements
 from flightpipe.warehouse.data_api import WarehouseTarget
@@ -145,7 +146,7 @@ def ensure_schema(
     return "bootstrapped"
 
 
-def airports_source_version(s3: Any, bucket: str, key: str) -> str:
+def airports_source_version(s3: ObjectStore, bucket: str, key: str) -> str:
     """The version of the airports object: its version id when versioned, else its ETag.
 
     Without ``s3:ListBucket`` on the key, S3 answers HeadObject on a missing object with
@@ -169,7 +170,7 @@ def airports_source_version(s3: Any, bucket: str, key: str) -> str:
     return head.get("VersionId") or head["ETag"].strip('"')
 
 
-def _key_listed(s3: Any, bucket: str, key: str) -> bool:
+def _key_listed(s3: ObjectStore, bucket: str, key: str) -> bool:
     """Whether ``key`` itself is listed (False when listing is denied too: nothing to say)."""
     try:
         listing = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1000)
@@ -187,7 +188,7 @@ def loaded_airports_version(warehouse: Warehouse) -> Optional[str]:
     return rows[0]["source_version"]
 
 
-def write_airports_manifest(s3: Any, bucket: str, key: str) -> str:
+def write_airports_manifest(s3: ObjectStore, bucket: str, key: str) -> str:
     """Write a COPY manifest naming exactly ``s3://bucket/key``; return the manifest's URI.
 
     COPY treats ``FROM 's3://…'`` as a key prefix, so ``dimensions/airports.csv`` would
@@ -242,7 +243,7 @@ def _has_access(warehouse: Warehouse) -> bool:
 
 def prepare_warehouse(
     warehouse: Warehouse,
-    s3: Any,
+    s3: ObjectStore,
     *,
     bucket: str,
     airports_key: str,

@@ -29,7 +29,6 @@ from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from moto.redshiftdata import models as redshiftdata_models
 from moto.redshiftdata import responses as redshiftdata_responses
 from moto.redshiftdata.exceptions import ResourceNotFoundException, ValidationException
 
@@ -37,7 +36,6 @@ from flightpipe_local._patching import PatchSet
 from flightpipe_local.redshift_standin import QueryResult, RedshiftStandIn, StandInSqlError
 
 SEAM_OWNER = redshiftdata_responses.RedshiftDataAPIServiceResponse
-SEAM_BACKEND = redshiftdata_models.RedshiftDataAPIServiceBackend
 REPLACED = ("execute_statement", "describe_statement", "get_statement_result", "cancel_statement")
 ADDED = ("batch_execute_statement",)
 

@@ -17,8 +17,9 @@ import time
 import uuid
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
+from flightpipe.aws_ports import ObjectStore
 from flightpipe.bucket_layout import summary_key
 from flightpipe.etl import loader
 from flightpipe.etl.errors import FileRejected
@@ -93,7 +94,7 @@ def _utcnow() -> dt.datetime:
 
 def run_job(
     args: JobArgs,
-    s3: Any,
+    s3: ObjectStore,
     warehouse: Warehouse,
     *,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
@@ -171,7 +172,7 @@ def _require_settings(args: JobArgs) -> None:
         raise ValueError("--copy_role_arn is required: Redshift COPY reads the staged file with it")
 
 
-def _resolve_source(args: JobArgs, s3: Any) -> JobArgs:
+def _resolve_source(args: JobArgs, s3: ObjectStore) -> JobArgs:
     """The arguments with the key the uploaded object really has (events may URL-encode it)."""
     resolved = resolve_event_key(s3, args.bucket, args.key, args.version_id)
     if not resolved.decoded:
@@ -203,7 +204,7 @@ def read_and_validate(
     with BlockPrefetcher(reader.data_blocks()) as blocks:
         for block in blocks:
             result = validator.validate(block)
-            spool.staged.write(result.staged_bytes, result.rows_valid)
+            spool.staged.write(result.staged_bytes)
             spool.rejects.write(result.rejects)
             read.rows_read += result.rows_read
             read.rows_valid += result.rows_valid
@@ -242,7 +243,7 @@ def _check_rows(read: ReadResult) -> None:
         raise FileRejected("the file has a header but no data rows")
 
 
-def _stage_rejects(s3: Any, spool: SpoolFiles, bucket: str, load_id: str) -> Optional[str]:
+def _stage_rejects(s3: ObjectStore, spool: SpoolFiles, bucket: str, load_id: str) -> Optional[str]:
     """Upload the rejects file, when there are rejects; its ``s3://`` URI."""
     if not spool.rejects.count:
         return None
@@ -305,7 +306,7 @@ def _record(
         summary.error = f"{error} (and the ledger row could not be written: {ledger_error})"
 
 
-def _remove_staged(s3: Any, bucket: str, key: str) -> None:
+def _remove_staged(s3: ObjectStore, bucket: str, key: str) -> None:
     try:
         remove_object(s3, bucket, key)
     except Exception:  # a leftover staged object is not worth failing for

@@ -31,6 +31,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from flightpipe.aws_ports import ObjectStore
 from flightpipe.etl.errors import FileRejected
 
 LOG = logging.getLogger(__name__)
@@ -168,7 +169,7 @@ def describe_content(head: bytes) -> str:
     return "text"
 
 
-def open_source(s3: Any, bucket: str, key: str, version_id: Optional[str] = None) -> Source:
+def open_source(s3: ObjectStore, bucket: str, key: str, version_id: Optional[str] = None) -> Source:
     """Open ``s3://bucket/key`` (at ``version_id``) as a stream of CSV bytes.
 
     Raises :class:`FileRejected`, naming the key, what it holds and what is
@@ -487,7 +488,7 @@ class RangedObject(io.RawIOBase):
 
     def __init__(
         self,
-        s3: Any,
+        s3: ObjectStore,
         request: dict,
         size: int,
         etag: Optional[str] = None,

@@ -18,8 +18,9 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
+from flightpipe.aws_ports import ObjectStore
 from flightpipe.bucket_layout import REJECTED_PREFIX, STAGING_PREFIX
 from flightpipe.etl.validate import Reject
 
@@ -69,7 +70,7 @@ class StagedRowsFile(_SpoolFile):
         self._thread.start()
         self.waited = 0.0  # seconds the writer spent waiting for the compressor
 
-    def write(self, csv_data: Union[bytes, str], rows: int) -> None:
+    def write(self, csv_data: Union[bytes, str]) -> None:
         """Queue rows of CSV (UTF-8 bytes, or text) for compression."""
         self._raise_if_failed()
         if csv_data:
@@ -152,13 +153,13 @@ class SpoolFiles:
         self.rejects.remove()
 
 
-def upload(s3: Any, path: Path, bucket: str, key: str, content_type: str) -> str:
+def upload(s3: ObjectStore, path: Path, bucket: str, key: str, content_type: str) -> str:
     """Upload a spool file (multipart when large); return its ``s3://`` URI."""
     s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type})
     return f"s3://{bucket}/{key}"
 
 
-def remove_object(s3: Any, bucket: str, key: str) -> None:
+def remove_object(s3: ObjectStore, bucket: str, key: str) -> None:
     s3.delete_object(Bucket=bucket, Key=key)
 
 

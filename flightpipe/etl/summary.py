@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
+from flightpipe.aws_ports import ObjectStore
 from flightpipe.runtime_info import runtime_versions
 
 
@@ -68,7 +69,7 @@ def peak_rss_mb() -> Optional[float]:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def write_summary(s3: Any, summary: JobSummary, bucket: str, key: str) -> str:
+def write_summary(s3: ObjectStore, summary: JobSummary, bucket: str, key: str) -> str:
     """Put the summary as JSON at ``s3://bucket/key``; return that URI."""
     uri = f"s3://{bucket}/{key}"
     summary.summary_uri = uri

@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 
 from botocore.exceptions import ClientError
 
+from flightpipe.aws_ports import RedshiftDataApi
 from flightpipe.retryable import is_throttling
 from flightpipe.warehouse.port import (
     Row,
@@ -83,7 +84,7 @@ class DataApiWarehouse:
 
     def __init__(
         self,
-        client: Any,
+        client: RedshiftDataApi,
         target: WarehouseTarget,
         *,
         poll_interval: float = 0.25,
@@ -105,7 +106,7 @@ class DataApiWarehouse:
     @classmethod
     def within_lambda(
         cls,
-        client: Any,
+        client: RedshiftDataApi,
         target: WarehouseTarget,
         context: Any,
         *,
