@@ -122,7 +122,7 @@ def _worker(mode: str, root: Path, airports: Path) -> dict:
     from flightpipe.etl.job import run_job
     from flightpipe.etl.job_args import JobArgs
     from flightpipe.sql import read_sql, render_statements, split_statements
-    from flightpipe.warehouse_setup import write_airports_manifest
+    from flightpipe.warehouse.setup import write_airports_manifest
     from flightpipe_local.redshift_standin import RedshiftStandIn, StandInWarehouse
 
     s3 = LocalDirS3(root / "s3")

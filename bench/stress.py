@@ -97,12 +97,12 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 def run(files: int, rows: int, timeout_s: float, time_scale: float) -> dict[str, Any]:
     from flightpipe_local.run import PipelineRunner, Upload
-    from flightpipe_local.stack import LocalStack
+    from flightpipe_local.stack import EmulatedStack
 
     with tempfile.TemporaryDirectory(prefix="flightpipe-stress-") as temp:
         airports, *paths = generate(Path(temp), files, rows)
         expected_rows = rows * files
-        with LocalStack(REPO_ROOT, time_scale=time_scale) as stack:
+        with EmulatedStack(REPO_ROOT, time_scale=time_scale) as stack:
             runner = PipelineRunner(stack, timeout_s=timeout_s)
             runner.upload_airports(airports)
             started = time.monotonic()

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from flightpipe.runtime_info import runtime_versions
 from flightpipe.settings import FunctionSettings
 from flightpipe.warehouse import DataApiWarehouse, WarehouseTarget
-from flightpipe.warehouse_setup import prepare_warehouse
+from flightpipe.warehouse.setup import prepare_warehouse
 
 logger = Logger()
 

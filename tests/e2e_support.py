@@ -11,33 +11,33 @@ from typing import Any
 import pytest
 
 from flightpipe_local.run import FileOutcome, PipelineRunner
-from flightpipe_local.stack import LocalStack
+from flightpipe_local.stack import EmulatedStack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def start_stack(shared_data: Path) -> Iterator[LocalStack]:
+def start_stack(shared_data: Path) -> Iterator[EmulatedStack]:
     """A running local stack deployed from serverless.yml, airports uploaded; stopped after."""
-    with LocalStack(REPO_ROOT) as stack:
+    with EmulatedStack(REPO_ROOT) as stack:
         PipelineRunner(stack).upload_airports(shared_data / "airports.csv")
         yield stack
 
 
-def run_files(stack: LocalStack, *paths: Path, concurrent: bool = False) -> list[FileOutcome]:
+def run_files(stack: EmulatedStack, *paths: Path, concurrent: bool = False) -> list[FileOutcome]:
     return PipelineRunner(stack, timeout_s=180).run_files(list(paths), concurrent=concurrent)
 
 
-def query(stack: LocalStack, sql: str) -> list[dict[str, Any]]:
+def query(stack: EmulatedStack, sql: str) -> list[dict[str, Any]]:
     assert stack.standin is not None
     return stack.standin.query(sql).as_dicts()
 
 
-def scalar(stack: LocalStack, sql: str) -> Any:
+def scalar(stack: EmulatedStack, sql: str) -> Any:
     rows = query(stack, sql)
     return next(iter(rows[0].values()))
 
 
-def fact_rows_of(stack: LocalStack, key: str) -> int:
+def fact_rows_of(stack: EmulatedStack, key: str) -> int:
     source = f"s3://{stack.bucket}/{key}".replace("'", "''")
     return int(
         scalar(
@@ -53,7 +53,7 @@ def data_rows(path: Path) -> int:
     return sum(1 for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)) - 1
 
 
-def history_states(stack: LocalStack, execution_arn: str) -> list[str]:
+def history_states(stack: EmulatedStack, execution_arn: str) -> list[str]:
     events = stack.client("stepfunctions").get_execution_history(
         executionArn=execution_arn, maxResults=1000
     )["events"]
@@ -63,5 +63,5 @@ def history_states(stack: LocalStack, execution_arn: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def stack(shared_data: Path) -> Iterator[LocalStack]:
+def stack(shared_data: Path) -> Iterator[EmulatedStack]:
     yield from start_stack(shared_data)

@@ -13,7 +13,7 @@ from flightpipe.etl.job import run_job
 from flightpipe.etl.job_args import JobArgs
 from flightpipe.etl.summary import JobSummary
 from flightpipe.sql import render_statements
-from flightpipe.warehouse_setup import write_airports_manifest
+from flightpipe.warehouse.setup import write_airports_manifest
 
 BUCKET = TEST_BUCKET
 COPY_ROLE = "arn:aws:iam::123456789012:role/flightpipe-copy"

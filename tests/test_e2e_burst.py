@@ -12,14 +12,14 @@ import pytest
 from e2e_support import data_rows, fact_rows_of, run_files, stack
 
 from flightpipe_local.run import PipelineRunner
-from flightpipe_local.stack import LocalStack
+from flightpipe_local.stack import EmulatedStack
 
 pytestmark = pytest.mark.e2e
 __all__ = ["stack"]
 BURST = 12  # more than the job's MaxConcurrentRuns (10)
 
 
-def covering_crawl_id(stack: LocalStack, execution_arn: str) -> str:
+def covering_crawl_id(stack: EmulatedStack, execution_arn: str) -> str:
     """The crawl the execution's last poll found covering its file."""
     events = stack.client("stepfunctions").get_execution_history(
         executionArn=execution_arn, maxResults=1000
@@ -33,17 +33,17 @@ def covering_crawl_id(stack: LocalStack, execution_arn: str) -> str:
     return polls[-1]["crawl_id"]
 
 
-def crawls(stack: LocalStack) -> dict[str, Any]:
+def crawls(stack: EmulatedStack) -> dict[str, Any]:
     listed = stack.client("glue").list_crawls(CrawlerName=stack.crawler_name, MaxResults=1000)
     return {crawl["CrawlId"]: crawl for crawl in listed["Crawls"]}
 
 
-def written_at(stack: LocalStack, key: str) -> dt.datetime:
+def written_at(stack: EmulatedStack, key: str) -> dt.datetime:
     return stack.client("s3").head_object(Bucket=stack.bucket, Key=key)["LastModified"]
 
 
 def test_a_burst_loads_every_file_once_and_shares_a_few_crawls(
-    stack: LocalStack, shared_data: Path, tmp_path: Path
+    stack: EmulatedStack, shared_data: Path, tmp_path: Path
 ) -> None:
     sample = shared_data / "sample_flights.csv"
     files = []
@@ -68,7 +68,7 @@ def test_a_burst_loads_every_file_once_and_shares_a_few_crawls(
 
 
 def test_a_file_uploaded_during_a_running_crawl_is_crawled_again_before_it_loads(
-    stack: LocalStack, shared_data: Path
+    stack: EmulatedStack, shared_data: Path
 ) -> None:
     glue = stack.client("glue")
     glue.start_crawler(Name=stack.crawler_name)  # another upload's crawl, running now

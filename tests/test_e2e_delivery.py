@@ -10,14 +10,14 @@ import pytest
 from e2e_support import fact_rows_of, query, stack
 
 from flightpipe_local.run import PipelineRunner, Upload
-from flightpipe_local.stack import LocalStack
+from flightpipe_local.stack import EmulatedStack
 
 pytestmark = pytest.mark.e2e
 __all__ = ["stack"]
 PART = 5 * 1024 * 1024  # S3's minimum part size, all parts but the last
 
 
-def executions_for(stack: LocalStack, key: str) -> list[str]:
+def executions_for(stack: EmulatedStack, key: str) -> list[str]:
     sfn = stack.client("stepfunctions")
     arns = []
     for item in sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]:
@@ -28,7 +28,7 @@ def executions_for(stack: LocalStack, key: str) -> list[str]:
 
 
 def test_two_executions_for_one_version_load_it_once_and_record_the_duplicate(
-    stack: LocalStack, shared_data: Path
+    stack: EmulatedStack, shared_data: Path
 ) -> None:
     runner = PipelineRunner(stack, timeout_s=180)
     sample = shared_data / "sample_flights.csv"
@@ -66,7 +66,7 @@ def test_two_executions_for_one_version_load_it_once_and_record_the_duplicate(
     assert any(upload.key in n.message for n in duplicate_notices)
 
 
-def test_a_multipart_upload_starts_one_execution(stack: LocalStack, shared_data: Path) -> None:
+def test_a_multipart_upload_starts_one_execution(stack: EmulatedStack, shared_data: Path) -> None:
     header, *rows = (shared_data / "sample_flights.csv").read_text().splitlines()
     body = (header + "\n" + "\n".join(rows * (PART // 250)) + "\n").encode()
     assert PART < len(body) < 2 * PART

@@ -16,7 +16,7 @@ from e2e_support import REPO_ROOT, data_rows, fact_rows_of, query, run_files
 
 from flightpipe_local.moto_events import encode_s3_key
 from flightpipe_local.run import PipelineRunner
-from flightpipe_local.stack import LocalStack
+from flightpipe_local.stack import EmulatedStack
 
 pytestmark = pytest.mark.e2e
 
@@ -25,14 +25,14 @@ KEY = "incoming/" + NAME
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["literal-keys", "encoded-keys"])
-def keyed_stack(request: pytest.FixtureRequest, shared_data: Path) -> Iterator[LocalStack]:
-    with LocalStack(REPO_ROOT, encode_event_keys=request.param) as stack:
+def keyed_stack(request: pytest.FixtureRequest, shared_data: Path) -> Iterator[EmulatedStack]:
+    with EmulatedStack(REPO_ROOT, encode_event_keys=request.param) as stack:
         PipelineRunner(stack).upload_airports(shared_data / "airports.csv")
         yield stack
 
 
 def test_a_file_named_with_spaces_plus_and_parentheses_loads_exactly_once(
-    keyed_stack: LocalStack, shared_data: Path, tmp_path: Path
+    keyed_stack: EmulatedStack, shared_data: Path, tmp_path: Path
 ) -> None:
     stack = keyed_stack
     path = tmp_path / NAME

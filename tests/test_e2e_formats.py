@@ -19,7 +19,7 @@ import pytest
 from e2e_support import data_rows, fact_rows_of, stack
 
 from flightpipe_local.run import FileOutcome, PipelineRunner
-from flightpipe_local.stack import LocalStack
+from flightpipe_local.stack import EmulatedStack
 
 pytestmark = pytest.mark.e2e
 __all__ = ["stack"]
@@ -36,7 +36,7 @@ def _zip(path: Path, members: dict[str, bytes]) -> Path:
     return path
 
 
-def _run(stack: LocalStack, files: list[tuple[Path, str]]) -> dict[str, FileOutcome]:
+def _run(stack: EmulatedStack, files: list[tuple[Path, str]]) -> dict[str, FileOutcome]:
     """Upload every (file, key) at once and wait for all their executions."""
     runner = PipelineRunner(stack, timeout_s=300)
     uploads = [runner.upload(path, key=key) for path, key in files]
@@ -44,14 +44,14 @@ def _run(stack: LocalStack, files: list[tuple[Path, str]]) -> dict[str, FileOutc
     return {upload.key: runner.outcome(upload) for upload in uploads}
 
 
-def _summary(stack: LocalStack, outcome: FileOutcome) -> dict:
+def _summary(stack: EmulatedStack, outcome: FileOutcome) -> dict:
     name = (outcome.execution_arn or "").rsplit(":", 1)[-1]
     body = stack.client("s3").get_object(Bucket=stack.bucket, Key=f"reports/{name}.json")
     return json.loads(body["Body"].read())
 
 
 def test_upper_case_gzip_bzip2_and_bts_zip_uploads_load_the_plain_files_counts(
-    stack: LocalStack, shared_data: Path, tmp_path: Path
+    stack: EmulatedStack, shared_data: Path, tmp_path: Path
 ) -> None:
     bts_path = shared_data / "bts_ontime_2023_01_OK.csv"
     bts = bts_path.read_bytes()
@@ -103,7 +103,7 @@ def test_upper_case_gzip_bzip2_and_bts_zip_uploads_load_the_plain_files_counts(
 
 
 def test_unsupported_uploads_fail_rejected_with_their_reason_and_a_notice(
-    stack: LocalStack, tmp_path: Path
+    stack: EmulatedStack, tmp_path: Path
 ) -> None:
     xlsx = _zip(
         tmp_path / "x.xlsx",
@@ -154,6 +154,6 @@ def test_unsupported_uploads_fail_rejected_with_their_reason_and_a_notice(
         assert reason.split(": ", 1)[1][:40] in json.dumps(notice, ensure_ascii=False), notice
 
 
-def _count(stack: LocalStack, sql: str) -> int:
+def _count(stack: EmulatedStack, sql: str) -> int:
     assert stack.standin is not None
     return int(stack.standin.query(sql).as_dicts()[0]["n"])

@@ -13,19 +13,19 @@ import pytest
 from e2e_support import fact_rows_of, run_files, scalar, start_stack
 
 from flightpipe.cli import main
-from flightpipe_local.cli import record_stack
-from flightpipe_local.stack import LocalStack
+from flightpipe_local.local_commands import record_stack
+from flightpipe_local.stack import EmulatedStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.warehouse, pytest.mark.template]
 
 
 @pytest.fixture(scope="module")
-def stack(shared_data: Path) -> Iterator[LocalStack]:
+def stack(shared_data: Path) -> Iterator[EmulatedStack]:
     yield from start_stack(shared_data)
 
 
 @pytest.fixture(scope="module")
-def state_dir(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def state_dir(stack: EmulatedStack, tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("local-up")
     record_stack(stack, directory)
     return directory
@@ -45,7 +45,7 @@ def flightpipe_json(capsys: pytest.CaptureFixture[str], state_dir: Path, *argv: 
 
 
 @pytest.fixture(scope="module")
-def loaded(stack: LocalStack, shared_data: Path) -> LocalStack:
+def loaded(stack: EmulatedStack, shared_data: Path) -> EmulatedStack:
     """The stack with the sample loaded, so a test that reads loaded rows runs alone too."""
     (outcome,) = run_files(stack, shared_data / "sample_flights.csv")
     assert outcome.load_status == "LOADED"
@@ -64,7 +64,7 @@ def bad_file(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Pat
 
 
 def test_upload_wait_loads_the_file_and_prints_the_contract_fields(
-    capsys: pytest.CaptureFixture[str], state_dir: Path, shared_data: Path, stack: LocalStack
+    capsys: pytest.CaptureFixture[str], state_dir: Path, shared_data: Path, stack: EmulatedStack
 ) -> None:
     result = flightpipe_json(
         capsys, state_dir, "upload", str(shared_data / "sample_flights.csv"), "--wait"
@@ -108,7 +108,7 @@ def test_status_lists_runs_newest_first_with_counts(
 
 
 def test_a_file_whose_execution_failed_before_the_job_shows_in_status_failed_with_why(
-    capsys: pytest.CaptureFixture[str], state_dir: Path, stack: LocalStack, tmp_path: Path
+    capsys: pytest.CaptureFixture[str], state_dir: Path, stack: EmulatedStack, tmp_path: Path
 ) -> None:
     sfn = stack.client("stepfunctions")
     missing = {"bucket": stack.bucket, "key": "incoming/never-uploaded.csv", "size": 1}
@@ -147,7 +147,7 @@ def test_show_explains_a_run_with_its_states_ledger_summary_and_first_rejects(
 
 
 def test_backfill_failed_only_restarts_the_files_that_did_not_load(
-    capsys: pytest.CaptureFixture[str], state_dir: Path, stack: LocalStack
+    capsys: pytest.CaptureFixture[str], state_dir: Path, stack: EmulatedStack
 ) -> None:
     s3 = stack.client("s3")
     s3.put_object(Bucket=stack.bucket, Key="incoming/backfill/header-only.csv", Body=b"x,y\n1,2\n")
@@ -174,7 +174,7 @@ def test_backfill_failed_only_restarts_the_files_that_did_not_load(
 
 
 def test_backfill_of_a_loaded_file_records_a_duplicate_and_loads_nothing_again(
-    capsys: pytest.CaptureFixture[str], state_dir: Path, stack: LocalStack, loaded: LocalStack
+    capsys: pytest.CaptureFixture[str], state_dir: Path, stack: EmulatedStack, loaded: EmulatedStack
 ) -> None:
     before = fact_rows_of(stack, "incoming/sample_flights.csv")
     (started,) = flightpipe_json(capsys, state_dir, "backfill", "sample_flights.csv")
@@ -189,7 +189,7 @@ def test_backfill_of_a_loaded_file_records_a_duplicate_and_loads_nothing_again(
 
 
 def test_named_reports_run_through_the_data_api(
-    capsys: pytest.CaptureFixture[str], state_dir: Path, loaded: LocalStack
+    capsys: pytest.CaptureFixture[str], state_dir: Path, loaded: EmulatedStack
 ) -> None:
     carriers = flightpipe_json(capsys, state_dir, "report", "carriers")
     assert carriers and set(carriers[0]) == {
@@ -208,7 +208,7 @@ def test_named_reports_run_through_the_data_api(
 
 
 def test_report_host_runs_through_redshift_connector_against_the_local_warehouse(
-    capsys: pytest.CaptureFixture[str], state_dir: Path, stack: LocalStack, loaded: LocalStack
+    capsys: pytest.CaptureFixture[str], state_dir: Path, stack: EmulatedStack, loaded: EmulatedStack
 ) -> None:
     endpoint = stack.warehouse_endpoint
     direct = [
@@ -227,7 +227,7 @@ def test_report_host_runs_through_redshift_connector_against_the_local_warehouse
 
 
 def test_ad_hoc_sql_must_be_one_read_only_statement(
-    capsys: pytest.CaptureFixture[str], state_dir: Path, stack: LocalStack, loaded: LocalStack
+    capsys: pytest.CaptureFixture[str], state_dir: Path, stack: EmulatedStack, loaded: EmulatedStack
 ) -> None:
     rows = flightpipe_json(capsys, state_dir, "report", "--sql", "SELECT 1 AS one")
     assert rows == [{"one": 1}]
@@ -238,7 +238,7 @@ def test_ad_hoc_sql_must_be_one_read_only_statement(
 
 
 def test_smoke_passes_on_the_local_stack_and_removes_what_it_added(
-    capsys: pytest.CaptureFixture[str], state_dir: Path, stack: LocalStack
+    capsys: pytest.CaptureFixture[str], state_dir: Path, stack: EmulatedStack
 ) -> None:
     result = flightpipe_json(capsys, state_dir, "smoke")
     assert result["ok"], result["checks"]
@@ -271,7 +271,7 @@ def test_a_command_without_a_target_says_where_to_act(capsys: pytest.CaptureFixt
     assert code == 2 and "--stage NAME" in err and err.count("\n") == 1
 
 
-def _execution_of(stack: LocalStack, key: str) -> str:
+def _execution_of(stack: EmulatedStack, key: str) -> str:
     sfn = stack.client("stepfunctions")
     for item in sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]:
         described = sfn.describe_execution(executionArn=item["executionArn"])
@@ -280,7 +280,7 @@ def _execution_of(stack: LocalStack, key: str) -> str:
     raise AssertionError(f"no execution for {key}")
 
 
-def _wait_until_ended(stack: LocalStack, arn: str, timeout_s: float = 180.0) -> None:
+def _wait_until_ended(stack: EmulatedStack, arn: str, timeout_s: float = 180.0) -> None:
     import time
 
     sfn = stack.client("stepfunctions")

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from e2e_support import data_rows, fact_rows_of, history_states, query, run_files, scalar, stack
 
-from flightpipe_local.stack import LocalStack
+from flightpipe_local.stack import EmulatedStack
 
 pytestmark = pytest.mark.e2e
 __all__ = ["stack"]
 
 
 def test_sample_and_real_bts_files_load_with_every_row_accounted_for(
-    stack: LocalStack, shared_data: Path
+    stack: EmulatedStack, shared_data: Path
 ) -> None:
     files = [shared_data / "sample_flights.csv", shared_data / "bts_ontime_2023_01_OK.csv"]
     outcomes = run_files(stack, *files)
@@ -32,7 +32,7 @@ def test_sample_and_real_bts_files_load_with_every_row_accounted_for(
 
 
 def test_the_same_file_uploaded_twice_leaves_one_copy_of_its_rows(
-    stack: LocalStack, shared_data: Path
+    stack: EmulatedStack, shared_data: Path
 ) -> None:
     sample = shared_data / "sample_flights.csv"
     first, second = run_files(stack, sample, sample)
@@ -41,7 +41,7 @@ def test_the_same_file_uploaded_twice_leaves_one_copy_of_its_rows(
 
 
 def test_a_file_with_missing_columns_fails_with_a_notice_and_leaves_the_table_untouched(
-    stack: LocalStack, tmp_path: Path
+    stack: EmulatedStack, tmp_path: Path
 ) -> None:
     bad = tmp_path / "missing_columns.csv"
     bad.write_text("Carrier,OriginAirportID,DepDelay\nAA,10397,5\n", encoding="utf-8")
@@ -58,7 +58,7 @@ def test_a_file_with_missing_columns_fails_with_a_notice_and_leaves_the_table_un
 
 
 def test_a_failed_crawl_takes_the_failure_path_and_the_job_never_runs(
-    stack: LocalStack, shared_data: Path
+    stack: EmulatedStack, shared_data: Path
 ) -> None:
     crawlers = stack.crawlers
     assert crawlers is not None
@@ -91,7 +91,7 @@ def test_a_failed_crawl_takes_the_failure_path_and_the_job_never_runs(
 
 
 def test_a_job_failing_between_delete_and_insert_leaves_no_partial_rows(
-    stack: LocalStack, shared_data: Path
+    stack: EmulatedStack, shared_data: Path
 ) -> None:
     sample = shared_data / "sample_flights.csv"
     (loaded,) = run_files(stack, sample)
@@ -109,7 +109,7 @@ def test_a_job_failing_between_delete_and_insert_leaves_no_partial_rows(
 
 
 def test_five_files_uploaded_at_once_all_load_exactly_once(
-    stack: LocalStack, shared_data: Path, tmp_path: Path
+    stack: EmulatedStack, shared_data: Path, tmp_path: Path
 ) -> None:
     lines = (shared_data / "bts_ontime_2023_01_OK.csv").read_text(encoding="utf-8").splitlines()
     files = []
@@ -133,7 +133,9 @@ def test_five_files_uploaded_at_once_all_load_exactly_once(
         assert [row["status"] for row in ledger] == ["LOADED"]
 
 
-def test_executions_receive_the_rules_transformed_input(stack: LocalStack, tmp_path: Path) -> None:
+def test_executions_receive_the_rules_transformed_input(
+    stack: EmulatedStack, tmp_path: Path
+) -> None:
     upload = tmp_path / "rule_input.csv"
     upload.write_text(
         "Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\nAA,10397,12478,5,-3\n"
@@ -151,7 +153,7 @@ def test_executions_receive_the_rules_transformed_input(stack: LocalStack, tmp_p
 
 
 def test_glue_sdk_errors_carry_aws_names_and_a_sync_job_run_waits_for_its_end(
-    stack: LocalStack,
+    stack: EmulatedStack,
 ) -> None:
     definition = {
         "StartAt": "Crawl",

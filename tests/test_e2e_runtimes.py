@@ -15,14 +15,14 @@ import pytest
 from e2e_support import REPO_ROOT, run_files, stack
 
 from flightpipe_local.glue_environments import split_list
-from flightpipe_local.stack import LocalStack
+from flightpipe_local.stack import EmulatedStack
 
 pytestmark = pytest.mark.e2e
 __all__ = ["stack"]
 
 
 def test_a_file_loads_with_the_job_on_glue_python_39_and_the_lambdas_on_312_from_the_zip(
-    stack: LocalStack, shared_data: Path
+    stack: EmulatedStack, shared_data: Path
 ) -> None:
     (outcome,) = run_files(stack, shared_data / "sample_flights.csv")
     assert (outcome.execution_status, outcome.load_status) == ("SUCCEEDED", "LOADED")

@@ -9,13 +9,13 @@ import pytest
 from e2e_support import stack  # noqa: F401  (the module's running stack)
 
 from flightpipe_local.run import PipelineRunner
-from flightpipe_local.stack import LocalStack
+from flightpipe_local.stack import EmulatedStack
 
 pytestmark = pytest.mark.e2e
 
 
 def test_an_upload_outside_incoming_is_reported_within_the_bound_and_the_next_file_runs(
-    stack: LocalStack,  # noqa: F811
+    stack: EmulatedStack,  # noqa: F811
     shared_data: Path,
 ) -> None:
     sample = shared_data / "sample_flights.csv"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from flightpipe_local import cli
+from flightpipe_local import local_commands as cli
 from flightpipe_local.run import DEFAULT_START_TIMEOUT_S, PipelineRunner
 
 MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:pipeline"

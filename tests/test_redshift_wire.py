@@ -184,10 +184,10 @@ def test_postgres_socket_and_login_are_read_from_a_libpq_uri(tmp_path):
 
 
 def test_local_stack_serves_redshift_connector_at_its_warehouse_endpoint(tmp_path):
-    from flightpipe_local.stack import LocalStack
+    from flightpipe_local.stack import EmulatedStack
 
     # Only the warehouse step: moto and the deploy are not needed to reach it.
-    stack = LocalStack(tmp_path, state_dir=tmp_path / "state")
+    stack = EmulatedStack(tmp_path, state_dir=tmp_path / "state")
     stack._temp_dir = tmp_path / "work"
     stack.endpoint_url = "http://127.0.0.1:9"  # S3 is not read here
     try:

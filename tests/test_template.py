@@ -920,7 +920,7 @@ def test_pipeline_statements_never_run_with_the_admin_secret(resources):
 
 def test_lambda_and_job_roles_are_one_database_role_with_iam_credentials(resources):
     from flightpipe.sql import read_sql
-    from flightpipe.warehouse_setup import PIPELINE_ROLE
+    from flightpipe.warehouse.setup import PIPELINE_ROLE
 
     for name in ("PrepareWarehouseRole", "EtlJobRole"):
         tags = {t["Key"]: t["Value"] for t in resources[name]["Properties"]["Tags"]}

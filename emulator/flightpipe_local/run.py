@@ -28,7 +28,7 @@ from flightpipe.ops.executions import (
     lambda_runtime,
 )
 from flightpipe.sql import SqlValue, render_statements
-from flightpipe_local.stack import LocalStack
+from flightpipe_local.stack import EmulatedStack
 
 # How long an upload may take to start its execution (the S3 event and the rule are
 # synchronous in the emulator: a second is plenty; more than this means none will start).
@@ -85,11 +85,11 @@ class Upload:
 
 
 class PipelineRunner:
-    """Uploads files to a running :class:`LocalStack` and follows their executions."""
+    """Uploads files to a running :class:`EmulatedStack` and follows their executions."""
 
     def __init__(
         self,
-        stack: LocalStack,
+        stack: EmulatedStack,
         progress: Optional[Progress] = None,
         timeout_s: float = 300.0,
         start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
@@ -262,7 +262,7 @@ class PipelineRunner:
         return rows[0] if rows else None
 
 
-def query_file(stack: LocalStack, name: str, **values: SqlValue) -> list[dict[str, Any]]:
+def query_file(stack: EmulatedStack, name: str, **values: SqlValue) -> list[dict[str, Any]]:
     """The rows of the one statement of ``sql/<name>``, run in the local warehouse."""
     if stack.standin is None:
         return []
@@ -270,12 +270,12 @@ def query_file(stack: LocalStack, name: str, **values: SqlValue) -> list[dict[st
     return stack.standin.query(statement).as_dicts()
 
 
-def table_exists(stack: LocalStack, table: str) -> bool:
+def table_exists(stack: EmulatedStack, table: str) -> bool:
     """Whether ``airlines.<table>`` exists yet (the first execution creates the tables)."""
     return table in {row["table_name"] for row in query_file(stack, "ops_pipeline_tables.sql")}
 
 
-def warehouse_counts(stack: LocalStack) -> dict[str, int]:
+def warehouse_counts(stack: EmulatedStack) -> dict[str, int]:
     """Row counts of the fact table and the airports dimension (0 when not created yet)."""
     if not (table_exists(stack, "daily_flights_fact") and table_exists(stack, "airports_dim")):
         return {"daily_flights_fact_rows": 0, "airports_dim_rows": 0}
@@ -283,7 +283,7 @@ def warehouse_counts(stack: LocalStack) -> dict[str, int]:
     return {name: int(value) for name, value in counts.items()}
 
 
-def run_report(outcomes: Sequence[FileOutcome], stack: LocalStack) -> dict[str, Any]:
+def run_report(outcomes: Sequence[FileOutcome], stack: EmulatedStack) -> dict[str, Any]:
     """The document ``flightpipe local run --json`` prints."""
     return {
         "files": [outcome.as_json() for outcome in outcomes],

@@ -67,7 +67,7 @@ class StackError(RuntimeError):
     """The local stack could not start."""
 
 
-class LocalStack:
+class EmulatedStack:
     """Start with :meth:`start` (or ``with``), use :meth:`client`, end with :meth:`stop`."""
 
     def __init__(
@@ -115,7 +115,7 @@ class LocalStack:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> LocalStack:
+    def start(self) -> EmulatedStack:
         if not _ACTIVE.acquire(blocking=False):
             raise StackError("a local stack is already running in this process")
         self._owns_lock = True
@@ -187,7 +187,7 @@ class LocalStack:
             self._owns_lock = False
             _ACTIVE.release()
 
-    def __enter__(self) -> LocalStack:
+    def __enter__(self) -> EmulatedStack:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

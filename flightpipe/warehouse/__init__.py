@@ -1,4 +1,5 @@
-"""Access to the warehouse: a small port with a Redshift Data API adapter."""
+"""Access to the warehouse: a small port, a Redshift Data API adapter, and the setup
+the prepare step runs (:mod:`flightpipe.warehouse.setup`)."""
 
 from __future__ import annotations
 

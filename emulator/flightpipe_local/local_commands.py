@@ -24,7 +24,7 @@ from flightpipe.ops.target import (
     write_local_record,
 )
 from flightpipe_local.signals import Terminated, terminate_on
-from flightpipe_local.stack import CREDENTIALS, LocalStack, repo_root
+from flightpipe_local.stack import CREDENTIALS, EmulatedStack, repo_root
 
 DEFAULT_AIRPORTS = Path("..") / "shared" / "data" / "airports.csv"
 EXIT_OK, EXIT_STACK_FAILED, EXIT_USAGE = 0, 1, 2
@@ -181,7 +181,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with quiet_stack_output(log_path) as out:
         progress = None if args.json else (lambda line: _print(out, line))
         try:
-            with LocalStack(
+            with EmulatedStack(
                 state_dir=args.state_dir,
                 echo=progress,
                 encode_event_keys=args.encode_event_keys,
@@ -212,7 +212,7 @@ def _print(out: TextIO, line: str) -> None:
     out.flush()
 
 
-def _fact_sample(stack: LocalStack) -> list[dict[str, Any]]:
+def _fact_sample(stack: EmulatedStack) -> list[dict[str, Any]]:
     from flightpipe_local.run import query_file, table_exists
 
     if not table_exists(stack, "daily_flights_fact"):
@@ -305,7 +305,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     stopping = threading.Event()
     with quiet_stack_output(log_path) as out:
         try:
-            stack = LocalStack(
+            stack = EmulatedStack(
                 state_dir=state_dir, port=args.port, encode_event_keys=args.encode_event_keys
             ).start()
         except Exception as error:
@@ -330,7 +330,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def record_stack(stack: LocalStack, state_dir: Path) -> Path:
+def record_stack(stack: EmulatedStack, state_dir: Path) -> Path:
     """Write where the running stack is, so that ``flightpipe … --local`` finds it."""
     assert stack.deployment is not None
     return write_local_record(
@@ -343,7 +343,7 @@ def record_stack(stack: LocalStack, state_dir: Path) -> Path:
     )
 
 
-def _up_banner(stack: LocalStack, airports: Optional[Path], log_path: Path) -> list[str]:
+def _up_banner(stack: EmulatedStack, airports: Optional[Path], log_path: Path) -> list[str]:
     exports = " ".join(f"{k}={v}" for k, v in stack.environment.items())
     lines = [
         f"local stack up at {stack.endpoint_url} (Ctrl-C or SIGTERM stops it; log: {log_path})",
@@ -366,7 +366,7 @@ def _up_banner(stack: LocalStack, airports: Optional[Path], log_path: Path) -> l
 
 
 def _follow_executions(
-    stack: LocalStack, stopping: threading.Event, emit: Any, describe_event: Any
+    stack: EmulatedStack, stopping: threading.Event, emit: Any, describe_event: Any
 ) -> None:
     sfn = stack.client("stepfunctions")
     seen: dict[str, int] = {}

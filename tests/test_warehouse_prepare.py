@@ -15,7 +15,7 @@ from moto import mock_aws
 
 from flightpipe.sql import read_sql, render_statements, split_statements
 from flightpipe.warehouse import StatementError, WarehouseTarget
-from flightpipe.warehouse_setup import (
+from flightpipe.warehouse.setup import (
     PIPELINE_ROLE,
     AirportsDimensionMissingError,
     CopyRoleNotAttachedError,
@@ -303,7 +303,7 @@ def test_without_an_admin_an_unprivileged_user_gets_told_how_to_bootstrap(
 
 
 def test_the_bootstrap_runs_again_only_when_its_sql_changed(warehouse, monkeypatch):
-    from flightpipe import warehouse_setup
+    from flightpipe.warehouse import setup as warehouse_setup
 
     ensure_schema(warehouse, admin=warehouse)
     assert ensure_schema(warehouse, admin=warehouse) == "ready"
