@@ -9,15 +9,23 @@ from dataclasses import dataclass
 from flightpipe.bucket_layout import DEFAULT_AIRPORTS_KEY
 
 
+class Env:
+    """The environment variables serverless.yml gives the functions (one name each)."""
+
+    DATA_BUCKET = "DATA_BUCKET"
+    AIRPORTS_KEY = "AIRPORTS_KEY"
+    CRAWLER_NAME = "CRAWLER_NAME"
+    COPY_ROLE_ARN = "REDSHIFT_COPY_ROLE_ARN"
+    ADMIN_SECRET_ARN = "REDSHIFT_ADMIN_SECRET_ARN"
+    DATABASE = "REDSHIFT_DATABASE"
+    WORKGROUP = "REDSHIFT_WORKGROUP"
+    CLUSTER_ID = "REDSHIFT_CLUSTER_ID"
+    SECRET_ARN = "REDSHIFT_SECRET_ARN"
+    DB_USER = "REDSHIFT_DB_USER"
+
+
 class MissingSettingError(RuntimeError):
     """A required environment variable is not set: the deployment is incomplete."""
-
-
-def required(environment: Mapping[str, str], name: str) -> str:
-    value = environment.get(name, "")
-    if not value:
-        raise MissingSettingError(f"environment variable {name} is not set")
-    return value
 
 
 @dataclass(frozen=True)
@@ -35,11 +43,11 @@ class FunctionSettings:
     @classmethod
     def from_environment(cls, environment: Mapping[str, str] = os.environ) -> FunctionSettings:
         return cls(
-            data_bucket=environment.get("DATA_BUCKET", ""),
-            airports_key=environment.get("AIRPORTS_KEY") or DEFAULT_AIRPORTS_KEY,
-            crawler_name=environment.get("CRAWLER_NAME", ""),
-            copy_role_arn=environment.get("REDSHIFT_COPY_ROLE_ARN", ""),
-            admin_secret_arn=environment.get("REDSHIFT_ADMIN_SECRET_ARN", ""),
+            data_bucket=environment.get(Env.DATA_BUCKET, ""),
+            airports_key=environment.get(Env.AIRPORTS_KEY) or DEFAULT_AIRPORTS_KEY,
+            crawler_name=environment.get(Env.CRAWLER_NAME, ""),
+            copy_role_arn=environment.get(Env.COPY_ROLE_ARN, ""),
+            admin_secret_arn=environment.get(Env.ADMIN_SECRET_ARN, ""),
         )
 
     def require(self, *names: str) -> None:

@@ -48,13 +48,15 @@ class WarehouseTarget:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, str]) -> WarehouseTarget:
-        """Read the target from ``REDSHIFT_*`` settings (environment or job arguments)."""
+        """Read the target from a function's ``REDSHIFT_*`` environment variables."""
+        from flightpipe.settings import Env
+
         return cls(
-            database=values.get("REDSHIFT_DATABASE") or DEFAULT_DATABASE,
-            workgroup=values.get("REDSHIFT_WORKGROUP") or None,
-            cluster_id=values.get("REDSHIFT_CLUSTER_ID") or None,
-            secret_arn=values.get("REDSHIFT_SECRET_ARN") or None,
-            db_user=values.get("REDSHIFT_DB_USER") or None,
+            database=values.get(Env.DATABASE) or DEFAULT_DATABASE,
+            workgroup=values.get(Env.WORKGROUP) or None,
+            cluster_id=values.get(Env.CLUSTER_ID) or None,
+            secret_arn=values.get(Env.SECRET_ARN) or None,
+            db_user=values.get(Env.DB_USER) or None,
         )
 
     @classmethod
