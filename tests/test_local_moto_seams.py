@@ -6,6 +6,7 @@ fail with the name of the seam, before any end-to-end run fails obscurely.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import io
 import json
@@ -26,6 +27,7 @@ from flightpipe_local import (
     moto_lambda,
     moto_redshift_data,
     moto_sfn_glue,
+    moto_sfn_overheads,
     moto_sfn_time,
     moto_sns,
 )
@@ -377,3 +379,21 @@ def test_s3_sends_queue_notifications_in_s3_s_record_format_with_prefix_filters(
     # encodes "/" too, which S3 leaves as it is. The crawler decodes either form
     # (moto_glue_crawler.s3_changes), so the prefix filter and the crawl see the real key.
     assert record["s3"]["object"]["key"] == "incoming%2Fa+b.csv"
+
+
+def test_step_functions_overheads_patch_memoises_json_paths_and_shares_clients() -> None:
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    with patched() as patches:
+        moto_sfn_overheads.install(patches)
+        assert json_path.parse("$.a.b") is json_path.parse("$.a.b")
+        assert json_path.extract_json("$.a.b", {"a": {"b": 7}}) == 7
+        with pytest.raises(json_path.NoSuchJsonPathError):
+            json_path.extract_json("$.a.c", {"a": {"b": 7}})
+        users = [importlib.import_module(name) for name in moto_sfn_overheads.CLIENT_USERS]
+        factories = {module.boto_client_for for module in users}
+        assert len(factories) == 1  # every task type gets its client from the shared factory
+        (factory,) = factories
+        assert factory(REGION, "glue") is factory(REGION, "glue")
+        assert factory(REGION, "glue") is not factory(REGION, "sns")
+    assert json_path.parse("$.a.b") is not json_path.parse("$.a.b")  # restored

@@ -35,6 +35,7 @@ from flightpipe_local import (
     moto_redshift_data,
     moto_s3_multipart,
     moto_sfn_glue,
+    moto_sfn_overheads,
     moto_sfn_time,
     moto_sns,
 )
@@ -319,6 +320,7 @@ class EmulatedStack:
         moto_events.install(patches, encode_keys=self.encode_event_keys)
         moto_sfn_glue.install(patches)
         moto_sfn_time.install(patches, self.time_scale, self.retry_time_scale)
+        moto_sfn_overheads.install(patches)
         self.crawlers = moto_glue_crawler.CrawlerEmulator(
             lambda: self.client("s3"),
             lambda: self.client("glue"),
