@@ -96,7 +96,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 def run(files: int, rows: int, timeout_s: float, time_scale: float) -> dict[str, Any]:
-    from flightpipe_local.run import PipelineRunner, Upload
+    from flightpipe_local.run import PipelineRunner, Upload, warehouse_counts
     from flightpipe_local.stack import EmulatedStack
 
     with tempfile.TemporaryDirectory(prefix="flightpipe-stress-") as temp:
@@ -128,9 +128,7 @@ def run(files: int, rows: int, timeout_s: float, time_scale: float) -> dict[str,
                 )
             crawls = glue.list_crawls(CrawlerName=stack.crawler_name, MaxResults=1000)["Crawls"]
             job_runs = glue.get_job_runs(JobName=stack.job_name, MaxResults=1000)["JobRuns"]
-            fact_rows = int(
-                stack.standin.query("SELECT COUNT(*) FROM airlines.daily_flights_fact").rows[0][0]  # type: ignore[union-attr]
-            )
+            fact_rows = warehouse_counts(stack)["daily_flights_fact_rows"]
     by_status = Counter(str(outcome.execution_status) for outcome in outcomes)
     by_load = Counter(str(outcome.load_status) for outcome in outcomes)
     return {
