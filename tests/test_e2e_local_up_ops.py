@@ -27,7 +27,7 @@ def flightpipe(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_smoke_passes_against_local_up_and_commands_fail_in_one_line_once_it_stopped(
+def test_local_up_is_operated_by_status_and_smoke_then_commands_say_it_stopped(
     tmp_path: Path, shared_data: Path
 ) -> None:
     state_dir = (tmp_path / "state").resolve()
@@ -35,6 +35,8 @@ def test_smoke_passes_against_local_up_and_commands_fail_in_one_line_once_it_sto
     process, _, lines = start("up", "--state-dir", str(state_dir), "--airports", airports)
     try:
         assert (state_dir / LOCAL_RECORD).is_file()
+        fresh = flightpipe("status", "--state-dir", str(state_dir), "--json")
+        assert (fresh.returncode, json.loads(fresh.stdout or "null")) == (0, []), fresh.stderr
         smoke = flightpipe("smoke", "--state-dir", str(state_dir), "--json")
         assert smoke.returncode == 0, smoke.stdout + smoke.stderr + "".join(lines)
         result = json.loads(smoke.stdout)

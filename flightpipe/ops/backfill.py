@@ -20,7 +20,7 @@ from flightpipe.bucket_layout import INCOMING_PREFIX
 from flightpipe.execution_input import ExecutionInput
 from flightpipe.ops import executions
 from flightpipe.ops.target import Target
-from flightpipe.ops.warehouse import Queryable, query_file
+from flightpipe.ops.warehouse import Queryable, query_ledger
 
 DEFAULT_MAX_CONCURRENCY = 10
 
@@ -63,7 +63,7 @@ def current_objects(s3: Any, bucket: str, prefix: str) -> Iterator[ExecutionInpu
 def last_statuses(warehouse: Queryable, bucket: str, prefix: str) -> dict[str, str]:
     """The last ledger status of each file under the prefix, by key."""
     pattern = _like_prefix(f"s3://{bucket}/{prefix}") + "%"
-    rows = query_file(warehouse, "ops_last_status_by_file.sql", source_prefix_pattern=pattern)
+    rows = query_ledger(warehouse, "ops_last_status_by_file.sql", source_prefix_pattern=pattern)
     start = len(f"s3://{bucket}/")
     return {str(row["source_file"])[start:]: str(row["status"]) for row in rows}
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional
 
 from flightpipe.ops import executions
-from flightpipe.ops.warehouse import Queryable, optional_int, query_file
+from flightpipe.ops.warehouse import Queryable, optional_int, query_ledger
 from flightpipe.warehouse.port import Row
 
 
@@ -88,7 +88,7 @@ def utc_naive(moment: datetime) -> datetime:
 
 def ledger_by_execution(warehouse: Queryable, since: datetime) -> dict[str, Row]:
     """The latest ledger row of each execution whose attempt started at or after ``since``."""
-    rows = query_file(warehouse, "ops_ledger_since.sql", since=utc_naive(since))
+    rows = query_ledger(warehouse, "ops_ledger_since.sql", since=utc_naive(since))
     latest: dict[str, Row] = {}
     for row in rows:  # newest first: keep the first seen
         latest.setdefault(str(row.get("execution_id")), row)

@@ -11,7 +11,7 @@ from typing import Any, Optional
 from flightpipe.bucket_layout import INCOMING_PREFIX, summary_key
 from flightpipe.ops import executions
 from flightpipe.ops.target import Target, TargetError
-from flightpipe.ops.warehouse import Queryable, plain, query_file
+from flightpipe.ops.warehouse import Queryable, plain, query_ledger
 
 # Executions read, newest first, to find the last one of a file named by its key.
 SEARCH_DEPTH = 2000
@@ -50,7 +50,7 @@ def show(target: Target, warehouse: Queryable, file_or_execution: str, rejects: 
     source_file = f"s3://{target.bucket}/{key}"
     ledger = [
         {name: plain(value) for name, value in row.items()}
-        for row in query_file(warehouse, "ops_ledger_for_file.sql", source_file=source_file)
+        for row in query_ledger(warehouse, "ops_ledger_for_file.sql", source_file=source_file)
     ]
     if arn is None and not ledger:
         raise TargetError(f"no execution and no load attempt found for {file_or_execution}")

@@ -10,7 +10,7 @@ from typing import Any, Optional, Protocol
 from flightpipe.ops.target import Target
 from flightpipe.sql import SqlValue, render_statements
 from flightpipe.warehouse.data_api import DataApiWarehouse
-from flightpipe.warehouse.port import Row
+from flightpipe.warehouse.port import Row, StatementError
 
 
 class Queryable(Protocol):
@@ -27,6 +27,17 @@ def query_file(warehouse: Queryable, name: str, **values: SqlValue) -> list[Row]
     """The rows of the single statement in ``sql/<name>``, its placeholders filled as literals."""
     (statement,) = render_statements(name, **values)
     return warehouse.query(statement)
+
+
+def query_ledger(warehouse: Queryable, name: str, **values: SqlValue) -> list[Row]:
+    """Like :func:`query_file` for the pipeline's own tables, which the first execution
+    creates: before it, there are no runs to read, not an error."""
+    try:
+        return query_file(warehouse, name, **values)
+    except StatementError as error:
+        if "does not exist" in str(error):
+            return []
+        raise
 
 
 class DirectSession:
