@@ -4,7 +4,8 @@
 SELECT carrier,
        COUNT(*) AS flights,
        ROUND(AVG(arr_delay::DECIMAL(12, 2)), 1)::FLOAT AS mean_arr_delay,
-       PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY arr_delay)::FLOAT AS p90_arr_delay,
+       ROUND(PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY arr_delay)::DECIMAL(12, 2), 1)::FLOAT
+           AS p90_arr_delay,
        ROUND(100.0 * SUM(CASE WHEN arr_delay > 15 THEN 1 ELSE 0 END) / NULLIF(COUNT(arr_delay), 0), 1)::FLOAT
            AS pct_delayed_15
 FROM airlines.daily_flights_fact

@@ -12,10 +12,11 @@ import argparse
 import datetime as dt
 import functools
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from flightpipe.ops import backfill, report, runs, show, smoke, upload
 from flightpipe.ops.tables import cell, print_table
@@ -159,6 +160,10 @@ def one_line_errors(command: Callable[[argparse.Namespace], int]) -> Callable[..
         except (TargetError, report.ReportError, FileNotFoundError) as error:
             print(f"{name}: {error}", file=sys.stderr)
             return EXIT_USAGE
+        except BrokenPipeError:  # the reader went away (| head): stop quietly, as Unix tools do
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return EXIT_OK
         except (ClientError, BotoCoreError, RuntimeError, OSError) as error:
             print(f"{name}: {type(error).__name__}: {error}", file=sys.stderr)
             return EXIT_FAILED
@@ -351,7 +356,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if bool(args.name) == bool(args.sql):
         raise report.ReportError("name a report or pass --sql (not both)")
     target = None if args.host else _target(args)
-    session = _direct_session(args, target) if args.host else None
+    session = _direct_session(args) if args.host else None
     warehouse = session or data_api_warehouse(target)  # type: ignore[arg-type]
     try:
         if args.sql:
@@ -368,9 +373,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _direct_session(args: argparse.Namespace, target: Optional[Target]) -> DirectSession:
-    import os
-
+def _direct_session(args: argparse.Namespace) -> DirectSession:
     database = args.database or "dev"
     return DirectSession(
         host=args.host,

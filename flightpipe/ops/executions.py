@@ -212,4 +212,14 @@ def state_visits(events: Iterable[dict[str, Any]]) -> list[StateVisit]:
                 visits[index] = StateVisit(name, entered, seconds, outcome)
         elif kind in ("TaskFailed", "LambdaFunctionFailed") and current:
             failed.add(current)
+        elif kind in _EXECUTION_ENDS:
+            # A Succeed or Fail state has no StateExited event: the execution's end closes it.
+            outcome = "ok" if kind == "ExecutionSucceeded" else "ended the execution"
+            for name, (entered, index) in open_visits.items():
+                seconds = (event["timestamp"] - entered).total_seconds()
+                visits[index] = StateVisit(name, entered, seconds, outcome)
+            open_visits.clear()
     return visits
+
+
+_EXECUTION_ENDS = ("ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut")
