@@ -1,0 +1,119 @@
+"""The operations commands' pure parts: reading histories, guarding ad-hoc SQL, the input
+a backfill sends, and the file a smoke run uploads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from flightpipe.etl.job_args import JobArgs
+from flightpipe.etl.layouts import resolve_columns
+from flightpipe.execution_input import ExecutionInput
+from flightpipe.ops import executions
+from flightpipe.ops.report import ReportError, read_only_statement
+from flightpipe.ops.smoke import SMOKE_ROWS, smoke_csv
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def event(number: int, kind: str, seconds: float, **details: object) -> dict:
+    return {"id": number, "type": kind, "timestamp": T0 + dt.timedelta(seconds=seconds), **details}
+
+
+def entered(number: int, name: str, seconds: float) -> dict:
+    return event(number, "TaskStateEntered", seconds, stateEnteredEventDetails={"name": name})
+
+
+def exited(number: int, name: str, seconds: float) -> dict:
+    return event(number, "TaskStateExited", seconds, stateExitedEventDetails={"name": name})
+
+
+def test_state_visits_time_each_state_and_the_final_fail_state_ends_with_the_execution() -> None:
+    history = [
+        entered(1, "RunEtlJob", 0),
+        event(2, "TaskFailed", 2, taskFailedEventDetails={"error": "x", "cause": "y"}),
+        exited(3, "RunEtlJob", 2.5),
+        event(4, "FailStateEntered", 3, stateEnteredEventDetails={"name": "Failed"}),
+        event(5, "ExecutionFailed", 3.25, executionFailedEventDetails={}),
+    ]
+    visits = executions.state_visits(history)
+    assert [(v.name, v.seconds, v.outcome) for v in visits] == [
+        ("RunEtlJob", 2.5, "caught"),
+        ("Failed", 0.25, "ended the execution"),
+    ]
+
+
+def test_notices_pair_each_published_message_with_its_parameters() -> None:
+    parameters = {"Subject": "Flight pipeline succeeded", "Message": {"status": "SUCCEEDED"}}
+    history = [
+        event(
+            7,
+            "TaskScheduled",
+            0,
+            taskScheduledEventDetails={"resourceType": "sns", "parameters": json.dumps(parameters)},
+        ),
+        event(
+            8,
+            "TaskSucceeded",
+            1,
+            taskSucceededEventDetails={"resourceType": "sns", "output": '{"MessageId": "m-1"}'},
+        ),
+    ]
+    assert executions.notices(history) == [
+        {
+            "subject": "Flight pipeline succeeded",
+            "message": {"status": "SUCCEEDED"},
+            "message_id": "m-1",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 1",
+        "  with x AS (SELECT 1) SELECT * FROM x;",
+        "SELECT 'a; DELETE FROM t' AS text",
+        "SELECT carrier FROM airlines.daily_flights_fact -- the carriers",
+    ],
+)
+def test_a_single_read_only_statement_is_accepted(sql: str) -> None:
+    assert read_only_statement(sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DELETE FROM airlines.load_ledger",
+        "SELECT 1; DROP TABLE airlines.daily_flights_fact",
+        "WITH gone AS (DELETE FROM t RETURNING *) SELECT * FROM gone",
+        "CREATE TABLE x AS SELECT 1",
+        "",
+    ],
+)
+def test_anything_else_is_refused(sql: str) -> None:
+    with pytest.raises(ReportError):
+        read_only_statement(sql)
+
+
+def test_the_backfill_input_is_what_the_rule_sends_for_the_object() -> None:
+    head = {"ContentLength": 331, "ETag": '"abc"', "VersionId": "v7"}
+    document = ExecutionInput.from_head("bucket", "incoming/f.csv", head)
+    assert json.loads(document.to_json()) == {
+        "bucket": "bucket",
+        "key": "incoming/f.csv",
+        "size": 331,
+        "etag": "abc",
+        "version_id": "v7",
+    }
+    assert document.source_file == JobArgs(bucket="bucket", key="incoming/f.csv").source_file
+
+
+def test_the_smoke_file_is_in_a_layout_the_job_accepts_with_its_airports_both_ways() -> None:
+    header, *rows = smoke_csv((10001, 10002), dt.date(2026, 1, 2)).splitlines()
+    assert resolve_columns(header.split(",")).has_date
+    assert len(rows) == SMOKE_ROWS
+    routes = {tuple(row.split(",")[1:3]) for row in rows}
+    assert routes == {("10001", "10002"), ("10002", "10001")}
