@@ -49,7 +49,9 @@ BUCKET = "bench-data"
 KEY = "incoming/flights.csv"
 GZIP_KEY = KEY + ".gz"
 ROLE = "arn:aws:iam::123456789012:role/bench-copy"
-JOB_TARGET, RSS_TARGET = 1.5, 1.25
+# The goals: the job's path within 1.25x the warehouse's own load of the same file, at every
+# size; peak RSS flat as the file grows (largest size within 1.25x of the smallest).
+JOB_TARGET, RSS_TARGET = 1.25, 1.25
 
 
 def baseline_statements() -> list[str]:
@@ -300,17 +302,20 @@ def _report(runs: list) -> dict:
                 f"{'':>7} {'':>11} {'':>12} | {run['job_gzip_over_baseline']:>8.2f}"
             )
     ratios = [run["job_over_baseline"] for run in runs]
-    ratios += [run["job_gzip_over_baseline"] for run in runs if "job_gzip" in run]
     ratio_ok = all(ratio <= JOB_TARGET for ratio in ratios)
-    rss = [run["job"]["peak_rss_mib"] for run in runs]
-    rss += [run["job_gzip"]["peak_rss_mib"] for run in runs if "job_gzip" in run]
-    rss_growth = round(max(rss) / min(rss), 2) if rss else None
-    rss_ok = rss_growth is not None and rss_growth <= RSS_TARGET
+    by_size = sorted(runs, key=lambda run: run["rows"])
+    rss_growth = (
+        round(by_size[-1]["job"]["peak_rss_mib"] / by_size[0]["job"]["peak_rss_mib"], 2)
+        if len(by_size) > 1
+        else None
+    )
+    rss_ok = rss_growth is None or rss_growth <= RSS_TARGET
+    gzip_ratios = [run["job_gzip_over_baseline"] for run in runs if "job_gzip" in run]
     lines.append(
-        f"\njob time (plain and gzip input) <= {JOB_TARGET}x baseline: "
-        f"{'met' if ratio_ok else 'NOT met'}; "
-        f"job peak RSS largest/smallest = {rss_growth} (target <= {RSS_TARGET}): "
+        f"\njob time <= {JOB_TARGET}x baseline at every size: {'met' if ratio_ok else 'NOT met'}; "
+        f"job peak RSS largest size / smallest = {rss_growth} (target <= {RSS_TARGET}): "
         f"{'met' if rss_ok else 'NOT met'}"
+        + (f"; gzip input (informative): {gzip_ratios}x baseline" if gzip_ratios else "")
     )
     return {
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
