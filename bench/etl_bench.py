@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gzip
-import io
 import json
 import platform
 import resource
@@ -41,9 +40,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the tests' S3 fake (tests/fakes.py)
 SHARED_DATA = REPO.parent / "shared" / "data"
 BUCKET = "bench-data"
 KEY = "incoming/flights.csv"
@@ -75,59 +74,17 @@ def baseline_statements() -> list[str]:
     return statements
 
 
-class LocalDirS3:
-    """The S3 calls the job makes, served from a folder (``<root>/<bucket>/<key>``)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def _path(self, bucket: str, key: str) -> Path:
-        path = self.root / bucket / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def get_object(self, Bucket: str, Key: str, Range: str = "", **_: Any) -> dict:
-        path = self._path(Bucket, Key)
-        size = path.stat().st_size
-        if Range:  # "bytes=first-last", what a zip's ranged reads ask for
-            first, last = (int(part) for part in Range.split("=", 1)[1].split("-"))
-            with path.open("rb") as handle:
-                handle.seek(first)
-                return {"Body": io.BytesIO(handle.read(last - first + 1)), "ContentLength": size}
-        return {"Body": path.open("rb"), "ContentLength": size}
-
-    def head_object(self, Bucket: str, Key: str, **_: Any) -> dict:
-        path = self.root / Bucket / Key
-        if not path.is_file():
-            from botocore.exceptions import ClientError
-
-            raise ClientError({"Error": {"Code": "404", "Message": "Not Found"}}, "HeadObject")
-        return {"ContentLength": path.stat().st_size}
-
-    def upload_file(self, filename: str, bucket: str, key: str, **_: Any) -> None:
-        shutil.copyfile(filename, self._path(bucket, key))
-
-    def put_object(self, Bucket: str, Key: str, Body: bytes, **_: Any) -> dict:
-        self._path(Bucket, Key).write_bytes(Body)
-        return {}
-
-    def delete_object(self, Bucket: str, Key: str, **_: Any) -> dict:
-        self._path(Bucket, Key).unlink(missing_ok=True)
-        return {}
-
-    def read(self, bucket: str, key: str) -> BinaryIO:
-        return self._path(bucket, key).open("rb")
-
-
 def _worker(mode: str, root: Path, airports: Path) -> dict:
     """One measured run in this (fresh) process; returns its figures."""
+    from fakes import FolderS3
+
     from flightpipe.etl.job import run_job
     from flightpipe.etl.job_args import JobArgs
     from flightpipe.sql import read_sql, render_statements, split_statements
     from flightpipe.warehouse.setup import write_airports_manifest
     from flightpipe_local.redshift_standin import RedshiftStandIn, StandInWarehouse
 
-    s3 = LocalDirS3(root / "s3")
+    s3 = FolderS3(root / "s3")
     s3.upload_file(str(airports), BUCKET, "dimensions/airports.csv")
     standin = RedshiftStandIn(root / "pgdata", s3.read)
     try:
@@ -319,7 +276,7 @@ def _report(runs: list) -> dict:
     )
     return {
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
-        "s3": "local-filesystem stand-in (bench/etl_bench.py LocalDirS3)",
+        "s3": "local-filesystem stand-in (tests/fakes.py FolderS3)",
         "warehouse": "embedded PostgreSQL (flightpipe_local.redshift_standin)",
         "runs": runs,
         "rss_growth": rss_growth,

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakes import FolderS3
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("FLIGHTPIPE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -27,37 +28,14 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-class MemoryObjectStore:
-    """A dict of S3 objects, for serving the stand-in's ``COPY … FROM 's3://…'`` in tests."""
-
-    def __init__(self) -> None:
-        self.objects: dict[tuple[str, str], bytes] = {}
-        # An S3 client (moto) whose objects COPY also sees, set by the ``s3`` fixture.
-        self.s3_client = None
-
-    def put(self, bucket: str, key: str, body: bytes) -> None:
-        self.objects[(bucket, key)] = body
-
-    def read(self, bucket: str, key: str) -> bytes:
-        if (bucket, key) not in self.objects and self.s3_client is not None:
-            return self.s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        return self.objects[(bucket, key)]
-
-    def list_keys(self, bucket: str, prefix: str) -> list[str]:
-        keys = [key for (name, key) in self.objects if name == bucket and key.startswith(prefix)]
-        if self.s3_client is not None and not keys:
-            listing = self.s3_client.list_objects_v2(Bucket=bucket, Prefix=prefix)
-            keys = [item["Key"] for item in listing.get("Contents", [])]
-        return keys
+@pytest.fixture(scope="session")
+def object_store(tmp_path_factory: pytest.TempPathFactory) -> FolderS3:
+    """The objects the session's warehouse COPY reads: put here, or through moto."""
+    return FolderS3(tmp_path_factory.mktemp("objects"))
 
 
 @pytest.fixture(scope="session")
-def object_store() -> MemoryObjectStore:
-    return MemoryObjectStore()
-
-
-@pytest.fixture(scope="session")
-def redshift_standin(tmp_path_factory: pytest.TempPathFactory, object_store: MemoryObjectStore):
+def redshift_standin(tmp_path_factory: pytest.TempPathFactory, object_store: FolderS3):
     """One embedded PostgreSQL server for the whole session (it takes about a second to start)."""
     from flightpipe_local.redshift_standin import RedshiftStandIn
 
@@ -88,7 +66,7 @@ TEST_BUCKET = "flightpipe-test-data"
 
 
 @pytest.fixture
-def s3(object_store: MemoryObjectStore) -> Iterator:
+def s3(object_store: FolderS3) -> Iterator:
     """An in-process moto S3 with the data bucket; the stand-in's COPY reads from it too."""
     import boto3
     from moto import mock_aws
@@ -96,8 +74,8 @@ def s3(object_store: MemoryObjectStore) -> Iterator:
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=TEST_BUCKET)
-        object_store.s3_client = client
+        object_store.fallback = client
         try:
             yield client
         finally:
-            object_store.s3_client = None
+            object_store.fallback = None

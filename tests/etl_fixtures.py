@@ -20,21 +20,11 @@ COPY_ROLE = "arn:aws:iam::123456789012:role/flightpipe-copy"
 DIM_BUCKET = "flightpipe-test-dimensions"
 
 
-class _ObjectStoreWriter:
-    """``put_object`` onto the tests' object store, which the stand-in's COPY reads."""
-
-    def __init__(self, object_store: Any) -> None:
-        self._store = object_store
-
-    def put_object(self, Bucket: str, Key: str, Body: bytes, **_: Any) -> None:
-        self._store.put(Bucket, Key, Body)
-
-
 def load_airports(warehouse: Any, object_store: Any, airports_csv: Path) -> None:
     """Load the airports dimension with the project's own manifest and COPY statements."""
     key = "dimensions/airports.csv"
-    object_store.put(DIM_BUCKET, key, airports_csv.read_bytes())
-    manifest_uri = write_airports_manifest(_ObjectStoreWriter(object_store), DIM_BUCKET, key)
+    object_store.put_object(Bucket=DIM_BUCKET, Key=key, Body=airports_csv.read_bytes())
+    manifest_uri = write_airports_manifest(object_store, DIM_BUCKET, key)
     warehouse.execute_batch(
         render_statements(
             "load_airports.sql",

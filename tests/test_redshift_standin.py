@@ -82,8 +82,16 @@ def test_schema_ddl_applied_twice_fails_nothing_and_changes_nothing(warehouse, r
 
 
 def test_airports_load_from_s3_through_the_manifest(warehouse, object_store, shared_data):
-    object_store.put("data", "dimensions/airports.csv", (shared_data / "airports.csv").read_bytes())
-    object_store.put("data", "m/airports.manifest", _manifest("s3://data/dimensions/airports.csv"))
+    object_store.put_object(
+        Bucket="data",
+        Key="dimensions/airports.csv",
+        Body=(shared_data / "airports.csv").read_bytes(),
+    )
+    object_store.put_object(
+        Bucket="data",
+        Key="m/airports.manifest",
+        Body=_manifest("s3://data/dimensions/airports.csv"),
+    )
     warehouse.execute_batch(
         render_statements(
             "load_airports.sql",
@@ -101,7 +109,9 @@ def test_airports_load_from_s3_through_the_manifest(warehouse, object_store, sha
 
 def test_gzip_copy_from_a_prefix_loads_every_object_under_it(redshift_standin, object_store):
     for part in ("a", "b"):
-        object_store.put("data", f"parts/{part}.csv.gz", gzip.compress(b"h\n1\n2\n"))
+        object_store.put_object(
+            Bucket="data", Key=f"parts/{part}.csv.gz", Body=gzip.compress(b"h\n1\n2\n")
+        )
     redshift_standin.query("CREATE TABLE IF NOT EXISTS public.numbers (n INT)")
     redshift_standin.execute_batch(
         [
@@ -120,9 +130,11 @@ def _manifest(*urls: str, mandatory: bool = True) -> bytes:
 def test_copy_from_is_a_key_prefix_and_a_manifest_loads_exactly_its_entries(
     redshift_standin, object_store
 ):
-    object_store.put("data", "dims/x.csv", b"1\n2\n")
-    object_store.put("data", "dims/x.csv.bak", b"100\n")
-    object_store.put("data", "m/x.manifest", _manifest("s3://data/dims/x.csv"))
+    object_store.put_object(Bucket="data", Key="dims/x.csv", Body=b"1\n2\n")
+    object_store.put_object(Bucket="data", Key="dims/x.csv.bak", Body=b"100\n")
+    object_store.put_object(
+        Bucket="data", Key="m/x.manifest", Body=_manifest("s3://data/dims/x.csv")
+    )
     redshift_standin.query("CREATE TABLE IF NOT EXISTS public.prefixed (n INT)")
     load = "COPY public.prefixed FROM 's3://data/{}' IAM_ROLE DEFAULT CSV{}"
     sums = []
@@ -139,7 +151,9 @@ def test_copy_from_is_a_key_prefix_and_a_manifest_loads_exactly_its_entries(
 
 
 def test_a_mandatory_manifest_entry_that_is_missing_fails_the_copy(redshift_standin, object_store):
-    object_store.put("data", "m/gone.manifest", _manifest("s3://data/dims/gone.csv"))
+    object_store.put_object(
+        Bucket="data", Key="m/gone.manifest", Body=_manifest("s3://data/dims/gone.csv")
+    )
     redshift_standin.query("CREATE TABLE IF NOT EXISTS public.prefixed (n INT)")
     with pytest.raises(StandInSqlError, match="mandatory"):
         redshift_standin.query(

@@ -68,7 +68,7 @@ def test_a_value_too_long_in_bytes_fails_as_in_redshift(redshift_standin):
 
 
 def test_copy_of_a_value_too_long_in_bytes_fails_the_load(redshift_standin, object_store):
-    object_store.put("data", "narrow.csv", "AA\nÉÉÉÉÉ\n".encode())
+    object_store.put_object(Bucket="data", Key="narrow.csv", Body="AA\nÉÉÉÉÉ\n".encode())
     with pytest.raises(StandInSqlError) as failure:
         redshift_standin.execute_batch(
             [

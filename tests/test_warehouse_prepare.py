@@ -44,15 +44,15 @@ def s3(object_store):
 
         def upload(body: bytes, key: str = KEY) -> None:
             client.put_object(Bucket=BUCKET, Key=key, Body=body)
-            object_store.put(BUCKET, key, body)
+            object_store.put_object(Bucket=BUCKET, Key=key, Body=body)
 
         client.upload_airports = upload
-        object_store.s3_client = client
+        object_store.fallback = client
         try:
             yield client
         finally:
-            object_store.s3_client = None
-            object_store.objects.pop((BUCKET, KEY + ".bak"), None)
+            object_store.fallback = None
+            object_store.delete_object(Bucket=BUCKET, Key=KEY + ".bak")
 
 
 class RoleWarehouse:
@@ -258,7 +258,7 @@ def test_admin_bootstraps_and_two_pipeline_users_in_the_pipeline_role_do_all_the
     assert (result["airports"]["reloaded"], result["airports"]["rows"]) == (True, 365)
     # The Glue job's user loads the fact table through the same role, in one transaction.
     staged = gzip.compress(b"AA,10397,12478,5,-3,2023-01-02\nDL,99999,10397,,,2023-01-02\n")
-    object_store.put(BUCKET, "staging/run-1/flights.csv.gz", staged)
+    object_store.put_object(Bucket=BUCKET, Key="staging/run-1/flights.csv.gz", Body=staged)
     etl_user.execute_batch(
         render_statements(
             "load_flights.sql",
