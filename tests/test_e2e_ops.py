@@ -97,7 +97,9 @@ def test_upload_with_a_date_puts_the_file_in_its_dated_folder(
 def test_status_lists_runs_newest_first_with_counts(
     capsys: pytest.CaptureFixture[str], state_dir: Path, shared_data: Path
 ) -> None:
-    flightpipe_json(capsys, state_dir, "upload", str(shared_data / "sample_flights.csv"), "--wait")
+    sample = str(shared_data / "sample_flights.csv")
+    flightpipe_json(capsys, state_dir, "upload", sample, "--date", "2024-03-01", "--wait")
+    flightpipe_json(capsys, state_dir, "upload", sample, "--wait")
     runs = flightpipe_json(capsys, state_dir, "status", "--limit", "2")
     assert len(runs) == 2
     assert runs[0]["started"] >= runs[1]["started"]

@@ -8,6 +8,7 @@ a run, with the execution's own error.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -95,29 +96,40 @@ def ledger_by_execution(warehouse: Queryable, since: datetime) -> dict[str, Row]
     return latest
 
 
+FAILED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
+
+
 def recent_runs(
     sfn: Any, warehouse: Queryable, state_machine_arn: str, limit: int, failed_only: bool = False
 ) -> list[Run]:
-    """The newest ``limit`` runs (of the failed ones, with ``failed_only``), newest first."""
-    picked: list[dict[str, Any]] = []
-    for item in executions.executions(sfn, state_machine_arn):
-        picked.append(item)
-        if not failed_only and len(picked) >= limit:
-            break
+    """The newest ``limit`` runs (of the failed ones, with ``failed_only``), newest first.
+
+    A rejected or failed load fails its execution, so the failed runs are the executions
+    ``ListExecutions`` returns for the failed statuses: nothing older is read.
+    """
+    if failed_only:
+        picked = [
+            item
+            for status in FAILED_STATUSES
+            for item in itertools.islice(
+                executions.executions(sfn, state_machine_arn, status), limit
+            )
+        ]
+        picked = sorted(picked, key=lambda item: item["startDate"], reverse=True)[:limit]
+    else:
+        picked = list(itertools.islice(executions.executions(sfn, state_machine_arn), limit))
     if not picked:
         return []
     earliest = min(item["startDate"] for item in picked) - timedelta(minutes=5)
     ledger = ledger_by_execution(warehouse, utc_naive(earliest))
-    runs = []
-    for item in picked:
-        described = sfn.describe_execution(executionArn=item["executionArn"])
-        run = build_run(sfn, described, ledger.get(item["executionArn"]))
-        if failed_only and not run.failed:
-            continue
-        runs.append(run)
-        if len(runs) >= limit:
-            break
-    return runs
+    return [
+        build_run(
+            sfn,
+            sfn.describe_execution(executionArn=item["executionArn"]),
+            ledger.get(item["executionArn"]),
+        )
+        for item in picked
+    ]
 
 
 def wait_for(
