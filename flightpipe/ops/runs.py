@@ -137,7 +137,7 @@ def wait_for(
     execution_arns: Sequence[str],
     timeout_s: float,
     on_event: Optional[Callable[[str, str], None]] = None,
-    poll_s: float = 2.0,
+    poll_s: float = 1.0,
 ) -> dict[str, Mapping[str, Any]]:
     """Follow executions until each has ended (or the time is up); their last descriptions."""
     deadline = time.monotonic() + timeout_s

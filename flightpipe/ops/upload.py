@@ -111,4 +111,4 @@ def find_started_execution(
                 return arn
         if time.monotonic() > deadline:
             return None
-        time.sleep(1.0)
+        time.sleep(0.5)  # S3 -> EventBridge -> the rule takes about a second
