@@ -117,3 +117,20 @@ def test_the_smoke_file_is_in_a_layout_the_job_accepts_with_its_airports_both_wa
     assert len(rows) == SMOKE_ROWS
     routes = {tuple(row.split(",")[1:3]) for row in rows}
     assert routes == {("10001", "10002"), ("10002", "10001")}
+
+
+def test_a_direct_session_that_cannot_connect_fails_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import socket
+
+    from flightpipe.cli import main
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    code = main(["report", "carriers", "--host", "127.0.0.1", "--port", str(port), "--no-ssl"])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""
+    assert err.startswith("flightpipe report: ") and err.count("\n") == 1
+    assert "Traceback" not in err

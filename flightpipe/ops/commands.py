@@ -167,6 +167,10 @@ def one_line_errors(command: Callable[[argparse.Namespace], int]) -> Callable[..
         except (ClientError, BotoCoreError, RuntimeError, OSError) as error:
             print(f"{name}: {type(error).__name__}: {error}", file=sys.stderr)
             return EXIT_FAILED
+        except Exception as error:  # e.g. the driver's own errors: one line, never a traceback
+            message = " ".join(str(error).split()) or type(error).__name__
+            print(f"{name}: {type(error).__name__}: {message}", file=sys.stderr)
+            return EXIT_FAILED
         except KeyboardInterrupt:
             print(f"{name}: interrupted", file=sys.stderr)
             return 130
