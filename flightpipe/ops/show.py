@@ -119,15 +119,21 @@ def _summary(s3: Any, bucket: str, execution_name: str) -> Optional[dict[str, An
     return dict(json.loads(body.read()))
 
 
+REJECTS_READ_BYTES = 256 * 1024
+
+
 def first_rejects(s3: Any, uri: str, limit: int) -> list[dict[str, Any]]:
-    """The first ``limit`` rows of a rejects file (line number, reason, raw text)."""
+    """The first ``limit`` rows of a rejects file (line number, reason, raw text), read from
+    its first :data:`REJECTS_READ_BYTES` bytes; a row that range cut short is left out."""
     bucket, _, key = uri[len("s3://") :].partition("/")
-    body = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{256 * 1024 - 1}")["Body"]
-    text = body.read().decode("utf-8", errors="replace")
+    body = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{REJECTS_READ_BYTES - 1}")
+    data = body["Body"].read()
+    if len(data) == REJECTS_READ_BYTES:  # cut: keep whole lines only
+        data = data[: data.rfind(b"\n") + 1]
     rows = []
-    for number, row in enumerate(csv.DictReader(io.StringIO(text))):
-        if number >= limit or None in row.values():
-            break  # enough, or a row the range cut short
+    for row in csv.DictReader(io.StringIO(data.decode("utf-8", errors="replace"))):
+        if len(rows) >= limit or None in row.values():
+            break
         rows.append(
             {
                 "line_number": int(row["line_number"]),
