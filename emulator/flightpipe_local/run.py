@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from flightpipe.bucket_layout import DEFAULT_AIRPORTS_KEY, INCOMING_PREFIX, summary_key
-from flightpipe.execution_input import ExecutionInput
 from flightpipe.ops.executions import (
     TERMINAL,
+    StartedExecutions,
     describe_event,
     execution_error,
     history,
-    is_execution_of,
     lambda_runtime,
 )
 from flightpipe.sql import SqlValue, render_statements
@@ -101,10 +100,7 @@ class PipelineRunner:
         self._start_timeout = start_timeout_s
         self._s3 = stack.client("s3")
         self._sfn = stack.client("stepfunctions")
-        self._known: set[str] = set()
-        # Each execution's input, read once: a burst's hundreds of uploads are matched
-        # against it without describing every execution again on every pass.
-        self._inputs: dict[str, ExecutionInput] = {}
+        self._started = StartedExecutions(self._sfn, stack.state_machine_arn)
 
     def upload_airports(self, path: Path) -> None:
         self._s3.upload_file(str(path), self.stack.bucket, DEFAULT_AIRPORTS_KEY)
@@ -175,28 +171,13 @@ class PipelineRunner:
             time.sleep(min(1.0, 0.1 + 0.005 * len(pending)))  # a burst: list less often
 
     def _find_executions(self, uploads: Sequence[Upload]) -> dict[str, str]:
-        """Match the uploads to executions they started, listing the executions once;
+        """Match the uploads to the executions they started, listing the executions once;
         every execution's status, by ARN."""
-        statuses: dict[str, str] = {}
-        paginator = self._sfn.get_paginator("list_executions")
-        for page in paginator.paginate(stateMachineArn=self.stack.state_machine_arn):
-            for item in page["executions"]:
-                arn = item["executionArn"]
-                statuses[arn] = item["status"]
-                if arn in self._known or not uploads:
-                    continue
-                if arn not in self._inputs:
-                    described = self._sfn.describe_execution(executionArn=arn)
-                    self._inputs[arn] = ExecutionInput.from_json(described.get("input") or "{}")
-                document = self._inputs[arn]
-                for upload in uploads:
-                    if upload.execution_arn is None and is_execution_of(
-                        document, upload.key, upload.version_id, upload.etag
-                    ):
-                        self._known.add(arn)
-                        upload.execution_arn = arn
-                        self._progress(f"{upload.file.name}: execution {item['name']} started")
-                        break
+        statuses = self._started.match(uploads)
+        for upload in uploads:
+            if upload.execution_arn is not None:
+                name = upload.execution_arn.rsplit(":", 1)[-1]
+                self._progress(f"{upload.file.name}: execution {name} started")
         return statuses
 
     def _follow(self, upload: Upload) -> None:

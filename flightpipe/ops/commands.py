@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable
 
-from flightpipe.ops import backfill, report, runs, show, smoke, upload
+from flightpipe.ops import backfill, executions, report, runs, show, smoke, upload
 from flightpipe.ops.tables import cell, print_table
 from flightpipe.ops.target import Target, TargetError, resolve
 from flightpipe.ops.warehouse import DirectSession, data_api_warehouse
@@ -193,7 +193,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"no such file: {', '.join(missing)}")
     target = _target(args)
     s3, sfn = target.client("s3"), target.client("stepfunctions")
-    known: set[str] = set()
+    started = executions.StartedExecutions(sfn, target.state_machine_arn)
     results = []
     for path in args.files:
         key = upload.object_key(path, args.date)
@@ -201,14 +201,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
         not_before = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=30)
         result = upload.upload_file(target, s3, path, key, None if args.json else bar)
         bar.done()
-        result.execution_arn = upload.find_started_execution(
-            sfn,
-            target.state_machine_arn,
-            result,
-            not_before,
-            known,
-            upload.DEFAULT_START_TIMEOUT_S,
-        )
+        upload.find_started_execution(started, result, not_before, upload.DEFAULT_START_TIMEOUT_S)
         if not args.json:
             started = result.execution_arn or "no execution started"
             print(f"{path} -> s3://{target.bucket}/{key}: {started}")

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 from flightpipe.execution_input import ExecutionInput
 from flightpipe.s3keys import candidate_keys
@@ -55,6 +55,60 @@ def is_execution_of(
     if version_id and document.version_id:
         return document.version_id == version_id
     return str(document.etag or "").strip('"') == etag.strip('"')
+
+
+class Uploaded(Protocol):
+    """An object put under ``incoming/`` whose execution is looked for."""
+
+    key: str
+    version_id: Optional[str]
+    etag: str
+    execution_arn: Optional[str]
+
+
+class StartedExecutions:
+    """Finds the executions uploads started, by their input (key and object version).
+
+    ``flightpipe upload``, ``flightpipe smoke`` and ``flightpipe local run`` share it.
+    Each execution's input is read once (``DescribeExecution``) and remembered, and an
+    execution matched to one upload is never matched to another, so a burst of uploads
+    costs one listing per pass, not one per upload.
+    """
+
+    def __init__(self, sfn: Any, state_machine_arn: str) -> None:
+        self._sfn = sfn
+        self._state_machine_arn = state_machine_arn
+        self._inputs: dict[str, ExecutionInput] = {}
+        self._matched: set[str] = set()
+
+    def match(
+        self, uploads: Iterable[Uploaded], not_before: Optional[datetime] = None
+    ) -> dict[str, str]:
+        """Set ``execution_arn`` on each upload whose execution has started; list the
+        executions once, newest first, back to ``not_before`` (all of them without it).
+        Returns the status of every execution listed, by ARN."""
+        waiting = [upload for upload in uploads if upload.execution_arn is None]
+        statuses: dict[str, str] = {}
+        for item in executions(self._sfn, self._state_machine_arn):
+            if not_before is not None and item["startDate"] < not_before:
+                break
+            arn = str(item["executionArn"])
+            statuses[arn] = item["status"]
+            if arn in self._matched or not waiting:
+                continue
+            document = self._input(arn)
+            for upload in waiting:
+                if is_execution_of(document, upload.key, upload.version_id, upload.etag):
+                    upload.execution_arn = arn
+                    self._matched.add(arn)
+                    waiting.remove(upload)
+                    break
+        return statuses
+
+    def _input(self, arn: str) -> ExecutionInput:
+        if arn not in self._inputs:
+            self._inputs[arn] = execution_input(self._sfn.describe_execution(executionArn=arn))
+        return self._inputs[arn]
 
 
 def describe_event(event: dict[str, Any]) -> Optional[str]:
@@ -213,7 +267,9 @@ def state_visits(events: Iterable[dict[str, Any]]) -> list[StateVisit]:
         elif kind in ("TaskFailed", "LambdaFunctionFailed") and current:
             failed.add(current)
         elif kind in _EXECUTION_ENDS:
-            # A Succeed or Fail state has no StateExited event: the execution's end closes it.
+            # A Fail state has no exit event (the history's event types list FailStateEntered
+            # but no FailStateExited: https://docs.aws.amazon.com/step-functions/latest/
+            # apireference/API_HistoryEvent.html): the execution's end closes it.
             outcome = "ok" if kind == "ExecutionSucceeded" else "ended the execution"
             for name, (entered, index) in open_visits.items():
                 seconds = (event["timestamp"] - entered).total_seconds()

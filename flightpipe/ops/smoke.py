@@ -120,7 +120,10 @@ def _load_and_check(
         uploaded = upload.upload_file(target, target.client("s3"), path, result.key, None)
     progress(f"uploaded s3://{target.bucket}/{result.key}")
     arn = upload.find_started_execution(
-        sfn, target.state_machine_arn, uploaded, not_before, set(), upload.DEFAULT_START_TIMEOUT_S
+        executions.StartedExecutions(sfn, target.state_machine_arn),
+        uploaded,
+        not_before,
+        upload.DEFAULT_START_TIMEOUT_S,
     )
     result.execution_arn = arn
     if not result.check("execution started", arn is not None, arn or "no execution started"):

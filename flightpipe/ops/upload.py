@@ -85,30 +85,19 @@ def upload_file(
 
 
 def find_started_execution(
-    sfn: Any,
-    state_machine_arn: str,
+    started: executions.StartedExecutions,
     upload: UploadResult,
     not_before: dt.datetime,
-    known: set[str],
     timeout_s: float,
 ) -> Optional[str]:
     """The execution the upload's S3 event started, once it appears (None after the timeout).
 
     Only executions started at or after ``not_before`` (the upload's start, less clock skew)
-    are read, newest first; ``known`` holds those already matched to other uploads.
+    are read.
     """
     deadline = time.monotonic() + timeout_s
     while True:
-        for item in executions.executions(sfn, state_machine_arn):
-            if item["startDate"] < not_before:
-                break
-            arn = str(item["executionArn"])
-            if arn in known:
-                continue
-            document = executions.execution_input(sfn.describe_execution(executionArn=arn))
-            if executions.is_execution_of(document, upload.key, upload.version_id, upload.etag):
-                known.add(arn)
-                return arn
-        if time.monotonic() > deadline:
-            return None
+        started.match([upload], not_before)
+        if upload.execution_arn is not None or time.monotonic() > deadline:
+            return upload.execution_arn
         time.sleep(0.5)  # S3 -> EventBridge -> the rule takes about a second
