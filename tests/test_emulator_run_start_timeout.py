@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from flightpipe_local import local_commands as cli
 from flightpipe_local.run import DEFAULT_START_TIMEOUT_S, PipelineRunner
@@ -24,8 +25,8 @@ class FakeS3:
         self.keys.append(Key)
         return {"ETag": f'"etag-{len(self.keys)}"'}
 
-    def get_object(self, **_: Any) -> dict[str, Any]:
-        raise KeyError("no summary")
+    def get_object(self, **_: Any) -> dict[str, Any]:  # no job ran: S3 has no summary
+        raise ClientError({"Error": {"Code": "NoSuchKey", "Message": "no summary"}}, "GetObject")
 
 
 class FakeStepFunctions:

@@ -10,7 +10,6 @@ the warehouse's load ledger. An upload that starts no execution within a bound
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from flightpipe.bucket_layout import DEFAULT_AIRPORTS_KEY, INCOMING_PREFIX, summary_key
+from flightpipe.etl.summary import read_summary
 from flightpipe.ops.executions import (
     TERMINAL,
     StartedExecutions,
@@ -228,13 +228,7 @@ class PipelineRunner:
 
     def job_summary(self, execution_name: str) -> dict[str, Any]:
         """The summary the job wrote for an execution (empty when it wrote none)."""
-        try:
-            body = self._s3.get_object(Bucket=self.stack.bucket, Key=summary_key(execution_name))[
-                "Body"
-            ].read()
-            return dict(json.loads(body))
-        except Exception:  # no summary: the job did not run, or failed before writing it
-            return {}
+        return read_summary(self._s3, self.stack.bucket, summary_key(execution_name)) or {}
 
     def ledger_row(self, execution_arn: str) -> Optional[dict[str, Any]]:
         if not table_exists(self.stack, "load_ledger"):

@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
+from botocore.exceptions import ClientError
+
 from flightpipe.aws_ports import ObjectStore
 from flightpipe.runtime_info import runtime_versions
 
@@ -81,3 +83,15 @@ def write_summary(s3: ObjectStore, summary: JobSummary, bucket: str, key: str) -
         ContentType="application/json",
     )
     return uri
+
+
+def read_summary(s3: ObjectStore, bucket: str, key: str) -> Optional[dict[str, Any]]:
+    """The summary at ``s3://bucket/key`` as a dict; None when there is none (the job did
+    not run, or failed before writing it)."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise
+    return dict(json.loads(body.read()))

@@ -16,7 +16,8 @@ from typing import Any, Optional, Protocol
 from flightpipe.execution_input import ExecutionInput
 from flightpipe.s3keys import candidate_keys
 
-TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+FAILED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
+TERMINAL = ("SUCCEEDED", *FAILED_STATUSES)
 History = list[dict[str, Any]]
 
 

@@ -40,28 +40,15 @@ class Run:
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
 
-    @property
-    def loaded(self) -> bool:
-        return self.status == "SUCCEEDED" and self.load_status == "LOADED"
 
-    @property
-    def failed(self) -> bool:
-        return self.status in ("FAILED", "TIMED_OUT", "ABORTED") or self.load_status in (
-            "FAILED",
-            "REJECTED",
-        )
-
-
-def build_run(
-    sfn: Any, described: Mapping[str, Any], ledger_row: Optional[Row], with_error: bool = True
-) -> Run:
+def build_run(sfn: Any, described: Mapping[str, Any], ledger_row: Optional[Row]) -> Run:
     """A run from ``DescribeExecution`` and the execution's ledger row (if the job wrote one)."""
     document = executions.execution_input(dict(described))
     started: datetime = described["startDate"]
     stopped: Optional[datetime] = described.get("stopDate")
     row = ledger_row or {}
     error = row.get("error")
-    if error is None and with_error and described["status"] not in ("SUCCEEDED", "RUNNING"):
+    if error is None and described["status"] not in ("SUCCEEDED", "RUNNING"):
         events = executions.history(sfn, described["executionArn"])
         error = executions.execution_error(events, dict(described))
     return Run(
@@ -96,9 +83,6 @@ def ledger_by_execution(warehouse: Queryable, since: datetime) -> dict[str, Row]
     return latest
 
 
-FAILED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
-
-
 def recent_runs(
     sfn: Any, warehouse: Queryable, state_machine_arn: str, limit: int, failed_only: bool = False
 ) -> list[Run]:
@@ -110,7 +94,7 @@ def recent_runs(
     if failed_only:
         picked = [
             item
-            for status in FAILED_STATUSES
+            for status in executions.FAILED_STATUSES
             for item in itertools.islice(
                 executions.executions(sfn, state_machine_arn, status), limit
             )

@@ -9,6 +9,7 @@ import json
 from typing import Any, Optional
 
 from flightpipe.bucket_layout import INCOMING_PREFIX, summary_key
+from flightpipe.etl.summary import read_summary
 from flightpipe.ops import executions
 from flightpipe.ops.target import Target, TargetError
 from flightpipe.ops.warehouse import Queryable, plain, query_ledger
@@ -73,7 +74,7 @@ def show(target: Target, warehouse: Queryable, file_or_execution: str, rejects: 
     ]
     report["job_run"] = _job_run(target, executions.job_run_id(events))
     report["notices"] = executions.notices(events)
-    summary = _summary(s3, target.bucket, described["name"])
+    summary = read_summary(s3, target.bucket, summary_key(described["name"]))
     report["summary"] = summary
     if summary and summary.get("rejects_uri"):
         report["rejected_rows"] = first_rejects(s3, summary["rejects_uri"], rejects)
@@ -109,14 +110,6 @@ def _job_run(target: Target, run_id: Optional[str]) -> Optional[dict[str, Any]]:
         "execution_time_s": run.get("ExecutionTime"),
         "error": run.get("ErrorMessage"),
     }
-
-
-def _summary(s3: Any, bucket: str, execution_name: str) -> Optional[dict[str, Any]]:
-    try:
-        body = s3.get_object(Bucket=bucket, Key=summary_key(execution_name))["Body"]
-    except s3.exceptions.NoSuchKey:
-        return None  # the job did not run, or failed before writing it
-    return dict(json.loads(body.read()))
 
 
 REJECTS_READ_BYTES = 256 * 1024

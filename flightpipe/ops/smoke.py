@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from flightpipe.bucket_layout import DEFAULT_AIRPORTS_KEY, INCOMING_PREFIX, summary_key
+from flightpipe.etl.summary import read_summary
 from flightpipe.ops import executions, runs, upload
 from flightpipe.ops.target import Target
-from flightpipe.ops.warehouse import query_file
+from flightpipe.ops.warehouse import data_api_warehouse, query_file
 from flightpipe.sql import render_statements
 from flightpipe.warehouse.data_api import DataApiWarehouse
 
@@ -90,7 +91,7 @@ def dimension_airports(target: Target, wanted: int = 2) -> list[int]:
 def run_smoke(
     target: Target, timeout_s: float = 600.0, progress: Callable[[str], None] = lambda _: None
 ) -> SmokeResult:
-    warehouse = DataApiWarehouse(target.client("redshift-data"), target.warehouse_target())
+    warehouse = data_api_warehouse(target)
     key = f"{SMOKE_PREFIX}smoke-{uuid.uuid4().hex[:12]}.csv"
     result = SmokeResult(key=key)
     airports = dimension_airports(target)
@@ -176,7 +177,7 @@ def _check_runtimes(
 ) -> None:
     job = target.client("glue").get_job(JobName=target.job_name)["Job"]
     declared_job = str(job["Command"].get("PythonVersion", ""))
-    summary = _summary(target, execution_name)
+    summary = read_summary(target.client("s3"), target.bucket, summary_key(execution_name)) or {}
     job_python = str((summary.get("runtime") or {}).get("python", ""))
     result.check(
         "job runtime",
@@ -194,15 +195,6 @@ def _check_runtimes(
         bool(declared) and reported.startswith(declared + "."),
         f"Lambdas ran Python {reported or '?'}, declared {declared or '?'}",
     )
-
-
-def _summary(target: Target, execution_name: str) -> dict[str, Any]:
-    s3 = target.client("s3")
-    try:
-        body = s3.get_object(Bucket=target.bucket, Key=summary_key(execution_name))
-    except s3.exceptions.NoSuchKey:
-        return {}
-    return dict(json.loads(body["Body"].read()))
 
 
 def _first_function(events: list[dict[str, Any]]) -> Optional[str]:

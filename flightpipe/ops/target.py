@@ -70,10 +70,6 @@ class Target:
     def job_name(self) -> str:
         return self.outputs["GlueJobName"]
 
-    @property
-    def topic_arn(self) -> str:
-        return self.outputs.get("NotificationsTopicArn", "")
-
     def client(self, service: str) -> Any:
         import boto3
 

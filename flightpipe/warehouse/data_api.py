@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from flightpipe.aws_ports import RedshiftDataApi
 from flightpipe.retryable import is_throttling
+from flightpipe.settings import Env
 from flightpipe.warehouse.port import (
     Row,
     StatementError,
@@ -49,8 +50,6 @@ class WarehouseTarget:
     @classmethod
     def from_mapping(cls, values: Mapping[str, str]) -> WarehouseTarget:
         """Read the target from a function's ``REDSHIFT_*`` environment variables."""
-        from flightpipe.settings import Env
-
         return cls(
             database=values.get(Env.DATABASE) or DEFAULT_DATABASE,
             workgroup=values.get(Env.WORKGROUP) or None,
