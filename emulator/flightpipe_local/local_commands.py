@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, TextIO
 
 from flightpipe.bucket_layout import DEFAULT_AIRPORTS_KEY, INCOMING_PREFIX
+from flightpipe.ops.tables import print_table
 from flightpipe.ops.target import (
     LOCAL_STATE_ENV,
     default_local_state_dir,
@@ -240,19 +241,7 @@ def _print_summary(report: dict[str, Any], sample: list[dict[str, Any]], seconds
     )
     if sample:
         print("\nairlines.daily_flights_fact (first rows):")
-        _print_table(sample)
-
-
-def _print_table(rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        print("(no rows)")
-        return
-    columns = list(rows[0])
-    cells = [[("" if row[c] is None else str(row[c])) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
-    for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+        print_table(sample, sys.stdout, max_width=None)
 
 
 @stops_cleanly
@@ -287,7 +276,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
     elif result.has_result_set:
-        _print_table(rows)
+        print_table(rows, sys.stdout, max_width=None)
         print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     else:
         print(f"OK ({max(result.rowcount, 0)} rows affected)")

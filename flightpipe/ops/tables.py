@@ -7,18 +7,20 @@ from typing import Any, Optional, TextIO
 
 
 def cell(value: Any, width: Optional[int] = None) -> str:
+    """A value as table text: NULL as empty; within ``width``, on one line and cut short
+    with "..." (no limit and as it is without one)."""
     text = "" if value is None else str(value)
+    if width is None:
+        return text
     text = " ".join(text.split())
-    if width is not None and len(text) > width:
-        text = text[: max(width - 3, 0)] + "..."
-    return text
+    return text if len(text) <= width else text[: max(width - 3, 0)] + "..."
 
 
 def print_table(
     rows: Sequence[Mapping[str, Any]],
     out: TextIO,
     columns: Optional[Sequence[str]] = None,
-    max_width: int = 60,
+    max_width: Optional[int] = 60,
 ) -> None:
     """Rows as aligned columns under a header; ``(no rows)`` when there are none."""
     if not rows:
