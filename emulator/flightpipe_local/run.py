@@ -26,7 +26,10 @@ from flightpipe.ops.executions import (
     history,
     lambda_runtime,
 )
-from flightpipe.sql import SqlValue, render_statements
+from flightpipe.ops.warehouse import query_file as ops_query_file
+from flightpipe.ops.warehouse import query_ledger
+from flightpipe.sql import SqlValue
+from flightpipe_local.redshift_standin import StandInWarehouse
 from flightpipe_local.stack import EmulatedStack
 
 # How long an upload may take to start its execution (the S3 event and the rule are
@@ -216,7 +219,7 @@ class PipelineRunner:
         if ledger:
             result.load_status = ledger["status"]
             for name in ("rows_read", "rows_loaded", "rows_rejected", "unmatched_airport_rows"):
-                result.__setattr__(name, int(ledger[name] or 0))
+                setattr(result, name, int(ledger[name] or 0))
             result.error = ledger["error"]
         history = self._history(upload.execution_arn)
         if result.error is None and execution["status"] != "SUCCEEDED":
@@ -231,9 +234,10 @@ class PipelineRunner:
         return read_summary(self._s3, self.stack.bucket, summary_key(execution_name)) or {}
 
     def ledger_row(self, execution_arn: str) -> Optional[dict[str, Any]]:
-        if not table_exists(self.stack, "load_ledger"):
+        if self.stack.standin is None:
             return None
-        rows = query_file(self.stack, "ops_ledger_for_execution.sql", execution_id=execution_arn)
+        warehouse = StandInWarehouse(self.stack.standin)
+        rows = query_ledger(warehouse, "ops_ledger_for_execution.sql", execution_id=execution_arn)
         return rows[0] if rows else None
 
 
@@ -241,8 +245,7 @@ def query_file(stack: EmulatedStack, name: str, **values: SqlValue) -> list[dict
     """The rows of the one statement of ``sql/<name>``, run in the local warehouse."""
     if stack.standin is None:
         return []
-    (statement,) = render_statements(name, **values)
-    return stack.standin.query(statement).as_dicts()
+    return ops_query_file(StandInWarehouse(stack.standin), name, **values)
 
 
 def table_exists(stack: EmulatedStack, table: str) -> bool:
