@@ -35,13 +35,17 @@ class ExecutionInput:
 
     @classmethod
     def from_head(cls, bucket: str, key: str, head: dict[str, Any]) -> ExecutionInput:
-        """The input for an object as ``HeadObject`` describes it (what its S3 event carries)."""
+        """The input for an object as ``HeadObject`` or a ``ListObjectVersions`` entry
+        describes it (what its S3 event carries). An object written while the bucket was
+        unversioned has the version id "null", and its event no version id at all
+        (https://docs.aws.amazon.com/AmazonS3/latest/userguide/manage-objects-versioned-bucket.html)."""
+        version_id = head.get("VersionId")
         return cls(
             bucket=bucket,
             key=key,
             size=int(head.get("ContentLength", head.get("Size", 0))),
             etag=str(head.get("ETag", "")).strip('"') or None,
-            version_id=head.get("VersionId") or None,
+            version_id=None if version_id in (None, "", "null") else version_id,
         )
 
     def to_json(self) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Callable, Optional
 
 from flightpipe.bucket_layout import INCOMING_PREFIX
@@ -35,12 +35,7 @@ class Backfilled:
     execution_arn: Optional[str] = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "version_id": self.version_id,
-            "last_status": self.last_status,
-            "execution_arn": self.execution_arn,
-        }
+        return asdict(self)
 
 
 def current_objects(s3: Any, bucket: str, prefix: str) -> Iterator[ExecutionInput]:
@@ -50,14 +45,7 @@ def current_objects(s3: Any, bucket: str, prefix: str) -> Iterator[ExecutionInpu
         for version in page.get("Versions", []):
             if not version.get("IsLatest") or version["Key"].endswith("/"):
                 continue
-            version_id = version.get("VersionId")
-            yield ExecutionInput(
-                bucket=bucket,
-                key=version["Key"],
-                size=int(version.get("Size", 0)),
-                etag=str(version.get("ETag", "")).strip('"') or None,
-                version_id=None if version_id in (None, "null") else version_id,
-            )
+            yield ExecutionInput.from_head(bucket, version["Key"], version)
 
 
 def last_statuses(warehouse: Queryable, bucket: str, prefix: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ from flightpipe.etl.summary import read_summary
 from flightpipe.ops import executions
 from flightpipe.ops.target import Target, TargetError
 from flightpipe.ops.warehouse import Queryable, plain, query_ledger
+from flightpipe.s3keys import candidate_keys
 
 # Executions read, newest first, to find the last one of a file named by its key.
 SEARCH_DEPTH = 2000
@@ -21,7 +22,8 @@ SEARCH_DEPTH = 2000
 def resolve_execution(
     sfn: Any, target: Target, file_or_execution: str
 ) -> tuple[Optional[str], str]:
-    """The execution named (an ARN), or the newest one of the file named; and the file's key."""
+    """The execution named (an ARN), or the newest one of the file named (its event may carry
+    the key URL-encoded); and the file's key."""
     if file_or_execution.startswith("arn:"):
         described = sfn.describe_execution(executionArn=file_or_execution)
         return file_or_execution, executions.execution_input(described).key
@@ -30,7 +32,7 @@ def resolve_execution(
         if number >= SEARCH_DEPTH:
             break
         described = sfn.describe_execution(executionArn=item["executionArn"])
-        if executions.execution_input(described).key == key:
+        if key in candidate_keys(executions.execution_input(described).key or ""):
             return str(item["executionArn"]), key
     return None, key
 
