@@ -1,5 +1,6 @@
 -- Flights, mean and p90 arrival delay and the share delayed more than 15 minutes, by carrier.
--- Averages are taken over DECIMAL: Redshift averages an INTEGER column as a BIGINT (truncated).
+-- Averages are taken over DECIMAL: Redshift averages an INTEGER column as a BIGINT (truncated),
+-- https://docs.aws.amazon.com/redshift/latest/dg/r_AVG.html (the other reports do the same).
 -- Cancelled or diverted flights (no arrival delay) count as flights, not in the delay figures.
 SELECT carrier,
        COUNT(*) AS flights,

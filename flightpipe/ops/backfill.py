@@ -57,6 +57,9 @@ def last_statuses(warehouse: Queryable, bucket: str, prefix: str) -> dict[str, s
 
 
 def _like_prefix(text: str) -> str:
+    """``text`` with LIKE's wildcards escaped by backslash, LIKE's default escape character
+    in Redshift (https://docs.aws.amazon.com/redshift/latest/dg/r_patternmatching_condition_like.html)
+    and PostgreSQL; the literal quoting then doubles each backslash as Redshift reads it."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
