@@ -34,7 +34,9 @@ def history(sfn: Any, execution_arn: str) -> History:
 
 
 def executions(sfn: Any, state_machine_arn: str, status: Optional[str] = None) -> Iterator[dict]:
-    """The state machine's executions, newest first (as ``ListExecutions`` returns them)."""
+    """The state machine's executions, newest first, as ``ListExecutions`` returns them
+    (https://docs.aws.amazon.com/step-functions/latest/apireference/API_ListExecutions.html);
+    only those in ``status`` with one (its ``statusFilter``)."""
     kwargs: dict[str, Any] = {"stateMachineArn": state_machine_arn}
     if status:
         kwargs["statusFilter"] = status
@@ -186,7 +188,9 @@ def job_run_id(events: Iterable[dict[str, Any]]) -> Optional[str]:
 
 
 def notices(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The SNS notices the execution published: subject, message and the MessageId SNS gave."""
+    """The SNS notices the execution published: subject, message and the MessageId SNS gave
+    (the task's result is SNS's Publish response:
+    https://docs.aws.amazon.com/step-functions/latest/dg/connect-sns.html)."""
     scheduled: dict[int, dict[str, Any]] = {}
     found = []
     for event in events:

@@ -73,7 +73,9 @@ class ProgressBar:
 def upload_file(
     target: Target, s3: Any, path: Path, key: str, progress: Optional[Callable[[int], None]]
 ) -> UploadResult:
-    """Put the file with boto3's managed transfer (multipart above 8 MB, as the AWS CLI does)."""
+    """Put the file with boto3's managed transfer: multipart from 8 MB, its default
+    ``multipart_threshold`` (https://boto3.amazonaws.com/v1/documentation/api/latest/
+    reference/customizations/s3.html#boto3.s3.transfer.TransferConfig)."""
     s3.upload_file(str(path), target.bucket, key, Callback=progress)
     head = s3.head_object(Bucket=target.bucket, Key=key)
     return UploadResult(
