@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the tests' S3 fake (tests/fakes.py)
@@ -53,11 +54,13 @@ ROLE = "arn:aws:iam::123456789012:role/bench-copy"
 JOB_TARGET, RSS_TARGET = 1.25, 1.25
 
 
-def baseline_statements() -> list[str]:
+def baseline_statements(s3: Any) -> list[str]:
     """The job's own load batch (``sql/load_flights.sql``) with its COPY reading the raw file
-    (plain CSV with a header) instead of the staged gzip: the baseline is the warehouse's
-    cost of the very same load, and cannot drift from the SQL the job runs."""
+    (plain CSV with a header, through a manifest naming it) instead of the staged gzip: the
+    baseline is the warehouse's cost of the very same load, and cannot drift from the SQL
+    the job runs."""
     from flightpipe.etl.loader import LoadAttempt, load_statements
+    from flightpipe.warehouse.manifest import write_copy_manifest
 
     attempt = LoadAttempt(
         load_id="baseline",
@@ -66,7 +69,10 @@ def baseline_statements() -> list[str]:
         started_at=dt.datetime(2024, 1, 1),
         execution_id=None,
     )
-    statements = load_statements(attempt, f"s3://{BUCKET}/{KEY}", ROLE)
+    manifest = write_copy_manifest(
+        s3, BUCKET, "staging/baseline.manifest", [f"s3://{BUCKET}/{KEY}"]
+    )
+    statements = load_statements(attempt, manifest, ROLE)
     (copy,) = [i for i, text in enumerate(statements) if text.lstrip().upper().startswith("COPY")]
     if "\nGZIP\n" not in statements[copy]:
         raise RuntimeError("the load's COPY no longer reads GZIP: update the baseline")
@@ -116,7 +122,7 @@ def _worker(mode: str, root: Path, airports: Path) -> dict:
                 "timings_s": summary.timings_s,
             }
         else:
-            warehouse.execute_batch(baseline_statements())
+            warehouse.execute_batch(baseline_statements(s3))
             detail = {}
         seconds = time.perf_counter() - started
         (counts,) = render_statements("ops_warehouse_counts.sql")

@@ -1,8 +1,11 @@
--- Load one staged flights file into airlines.daily_flights_fact, in ONE transaction
--- (one BatchExecuteStatement): stage it, replace the rows of its source file, enrich
+-- Load one file's staged rows into airlines.daily_flights_fact, in ONE transaction
+-- (one BatchExecuteStatement): stage them, replace the rows of its source file, enrich
 -- them with both airports, and record the attempt in the ledger. A failure anywhere
 -- rolls all of it back; the job then records a FAILED attempt separately.
--- Parameters (already-quoted SQL literals): ${staged_uri}, ${iam_role}, ${source_file},
+-- The staged rows are gzip CSV parts (one from the Python shell job, one per split from
+-- the Spark job); the COPY manifest names exactly those parts, and each is mandatory
+-- (https://docs.aws.amazon.com/redshift/latest/dg/loading-data-files-using-manifest.html).
+-- Parameters (already-quoted SQL literals): ${manifest_uri}, ${iam_role}, ${source_file},
 -- ${source_version}, ${load_id}, ${rows_read}, ${rows_rejected},
 -- ${unmatched_airport_rows}, ${started_at}, ${execution_id}.
 --
@@ -26,8 +29,9 @@ CREATE TEMP TABLE flights_stage (
 );
 
 COPY flights_stage (carrier, dep_airport_id, arr_airport_id, dep_delay, arr_delay, flight_date)
-FROM ${staged_uri}
+FROM ${manifest_uri}
 IAM_ROLE ${iam_role}
+MANIFEST
 GZIP
 FORMAT AS CSV;
 

@@ -15,6 +15,7 @@ from moto import mock_aws
 
 from flightpipe.sql import read_sql, render_statements, split_statements
 from flightpipe.warehouse import StatementError, WarehouseTarget
+from flightpipe.warehouse.manifest import write_copy_manifest
 from flightpipe.warehouse.setup import (
     PIPELINE_ROLE,
     AirportsDimensionMissingError,
@@ -258,11 +259,15 @@ def test_admin_bootstraps_and_two_pipeline_users_in_the_pipeline_role_do_all_the
     assert (result["airports"]["reloaded"], result["airports"]["rows"]) == (True, 365)
     # The Glue job's user loads the fact table through the same role, in one transaction.
     staged = gzip.compress(b"AA,10397,12478,5,-3,2023-01-02\nDL,99999,10397,,,2023-01-02\n")
-    object_store.put_object(Bucket=BUCKET, Key="staging/run-1/flights.csv.gz", Body=staged)
+    object_store.put_object(Bucket=BUCKET, Key="staging/run-1/part-00000.csv.gz", Body=staged)
+    manifest = write_copy_manifest(
+        object_store, BUCKET, "staging/run-1/manifest.json",
+        [f"s3://{BUCKET}/staging/run-1/part-00000.csv.gz"],
+    )  # fmt: skip
     etl_user.execute_batch(
         render_statements(
             "load_flights.sql",
-            staged_uri=f"s3://{BUCKET}/staging/run-1/flights.csv.gz",
+            manifest_uri=manifest,
             iam_role=ROLE,
             source_file=f"s3://{BUCKET}/incoming/a.csv",
             source_version="v1",

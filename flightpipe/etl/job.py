@@ -9,35 +9,33 @@ turns a REJECTED or FAILED outcome into a failed job run with
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as dt
 import logging
 import time
 import uuid
 from contextlib import closing
-from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol
 
 from flightpipe.aws_ports import ObjectStore
 from flightpipe.bucket_layout import summary_key
 from flightpipe.etl import loader
 from flightpipe.etl.errors import FileRejected
 from flightpipe.etl.job_args import JobArgs
-from flightpipe.etl.layouts import ColumnMap, resolve_columns
-from flightpipe.etl.reader import DEFAULT_BLOCK_BYTES, BlockPrefetcher, CsvRecordReader
+from flightpipe.etl.read import ReadResult, read_whole_object
+from flightpipe.etl.reader import DEFAULT_BLOCK_BYTES
 from flightpipe.etl.sources import Source, open_source
 from flightpipe.etl.staging import (
     SpoolFiles,
+    manifest_key,
     rejects_key,
     remove_object,
-    staging_key,
+    staged_part_key,
     upload,
 )
 from flightpipe.etl.summary import JobSummary, write_summary
-from flightpipe.etl.validate import BlockValidator
-from flightpipe.etl.values import date_from_key
 from flightpipe.s3keys import resolve_event_key
+from flightpipe.warehouse.manifest import write_copy_manifest
 from flightpipe.warehouse.port import Warehouse
 
 LOG = logging.getLogger(__name__)
@@ -68,20 +66,51 @@ class DuplicateDelivery(Exception):
         )
 
 
-@dataclass
-class ReadResult:
-    """What reading and validating the whole object produced (the rows went to the spool)."""
+@dataclasses.dataclass(frozen=True)
+class ReadRequest:
+    """Which object an engine reads, what it validates against, and where it may stage."""
 
-    columns: ColumnMap
-    flight_date_source: str
-    rows_read: int = 0
-    rows_valid: int = 0
-    rows_rejected: int = 0
-    rejects_by_reason: dict[str, int] = field(default_factory=dict)
-    unmatched_airport_rows: int = 0
-    unknown_airport_ids: set[int] = field(default_factory=set)
-    blank_lines: int = 0
-    timings_s: dict[str, float] = field(default_factory=dict)
+    bucket: str
+    key: str
+    version_id: Optional[str]
+    known_airport_ids: frozenset[int]
+    work_bucket: str
+    load_id: str
+    block_bytes: int = DEFAULT_BLOCK_BYTES
+    spool_dir: Optional[str] = None
+
+
+class ReadEngine(Protocol):
+    """Reads and validates a whole object: in this process, or split over Spark tasks.
+
+    ``read`` fills the rejects spool (line number, reason, raw text) and either the staged
+    spool or, for parts it wrote itself, ``ReadResult.staged_keys``; it adds every key it
+    may write to ``staged`` first, so they are removed whatever happens.
+    """
+
+    name: str
+
+    def runtime(self) -> dict[str, str]: ...
+
+    def read(
+        self, source: Source, request: ReadRequest, spool: SpoolFiles, staged: list[str]
+    ) -> ReadResult: ...
+
+
+class PythonShellEngine:
+    """One process reads the object once, start to end (the Glue Python shell job)."""
+
+    name = "pythonshell"
+
+    def runtime(self) -> dict[str, str]:
+        return {"engine": self.name}
+
+    def read(
+        self, source: Source, request: ReadRequest, spool: SpoolFiles, staged: list[str]
+    ) -> ReadResult:
+        return read_whole_object(
+            source.stream, request.key, request.known_airport_ids, spool, request.block_bytes
+        )
 
 
 def new_load_id(started_at: dt.datetime) -> str:
@@ -97,16 +126,19 @@ def run_job(
     s3: ObjectStore,
     warehouse: Warehouse,
     *,
+    engine: Optional[ReadEngine] = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     spool_dir: Optional[str] = None,
     clock: Callable[[], dt.datetime] = _utcnow,
 ) -> JobSummary:
     """Load ``s3://bucket/key`` into the warehouse; return (and write) the summary.
 
-    The flow reads top to bottom: check the settings, read and validate into the
-    spool, stage the rejects and the rows, load in one transaction, report. Each step
-    takes what it needs and returns what it made; only this function fills the summary.
+    The flow reads top to bottom: check the settings, read and validate (the engine's
+    part, into the spool or staged parts), stage the rejects and the rows, load in one
+    transaction, report. Each step takes what it needs and returns what it made; only
+    this function fills the summary, whichever engine read the file.
     """
+    engine = engine or PythonShellEngine()
     started = clock()
     begun = time.monotonic()
     load_id = new_load_id(started)
@@ -119,34 +151,41 @@ def run_job(
         reject_threshold=args.reject_threshold,
         started_at=started.isoformat(),
     )
+    summary.runtime.update(engine.runtime())
     attempt = loader.LoadAttempt(
         load_id, args.source_file, args.source_version, started, args.execution_id
     )
-    staged_key: Optional[str] = None
+    staged: list[str] = []
     with SpoolFiles(spool_dir) as spool:
         try:
             _require_settings(args)
             args = _resolve_source(args, s3)
             summary.source_file = args.source_file
             attempt = dataclasses.replace(attempt, source_file=args.source_file)
-            known = loader.known_airport_ids(warehouse)
+            request = ReadRequest(
+                args.bucket,
+                args.key,
+                args.version_id,
+                frozenset(loader.known_airport_ids(warehouse)),
+                args.work_bucket,
+                load_id,
+                block_bytes,
+                spool_dir,
+            )
             with closing(open_source(s3, args.bucket, args.key, args.version_id)) as source:
                 _describe_source(summary, source)
-                read = read_and_validate(source, args.key, known, spool, block_bytes)
+                read = engine.read(source, request, spool, staged)
             _record_read(summary, read)
             attempt = attempt.counted(
-                read.rows_read, read.rows_rejected, read.unmatched_airport_rows
+                read.rows_read, read.rows_rejected, read.counts.unmatched_airport_rows
             )
             _check_rows(read)
             timer = time.monotonic()
             summary.rejects_uri = _stage_rejects(s3, spool, args.work_bucket, load_id)
             _check_threshold(read, args.reject_threshold, summary.rejects_uri)
-            staged_key = staging_key(load_id)
-            staged_uri = upload(
-                s3, spool.staged.path, args.work_bucket, staged_key, "application/gzip"
-            )
+            manifest_uri = _stage_rows(s3, spool, read, args.work_bucket, load_id, staged)
             summary.timings_s["upload"] = round(time.monotonic() - timer, 3)
-            summary.status = _load(warehouse, attempt, staged_uri, args, summary)
+            summary.status = _load(warehouse, attempt, manifest_uri, args, summary)
             summary.rows_loaded = read.rows_valid
         except DuplicateDelivery as duplicate:  # recorded by the load batch itself
             summary.status, summary.error = loader.DUPLICATE, str(duplicate)
@@ -158,8 +197,7 @@ def run_job(
             summary.status, summary.error = loader.FAILED, f"{type(error).__name__}: {error}"
             _record(warehouse, attempt, loader.FAILED, summary.error, summary)
         finally:
-            if staged_key:
-                _remove_staged(s3, args.work_bucket, staged_key)
+            _remove_staged(s3, args.work_bucket, staged)
     summary.finished_at = clock().isoformat()
     summary.timings_s["total"] = round(time.monotonic() - begun, 3)
     write_summary(s3, summary, args.work_bucket, args.summary_key or summary_key(load_id))
@@ -187,53 +225,13 @@ def _describe_source(summary: JobSummary, source: Source) -> None:
     summary.ignored_members = list(source.ignored_members)
 
 
-def read_and_validate(
-    source: Source, key: str, known: set[int], spool: SpoolFiles, block_bytes: int
-) -> ReadResult:
-    """Validate every record of the source: valid rows to the staged file, rejects (with
-    line number, raw text and reason) to the rejects file; the counts, which must add up."""
-    timer = time.monotonic()
-    reader = CsvRecordReader(source.stream, block_bytes)
-    _, header = reader.header()
-    columns = resolve_columns(_header_fields(header))
-    key_date = date_from_key(key)
-    read = ReadResult(columns, _date_source(columns, key_date))
-    validator = BlockValidator(columns, known, key_date)
-    # Three threads overlap: reading and splitting the next block, validating this one
-    # (here), gzip-compressing the staged rows of the previous one.
-    with BlockPrefetcher(reader.data_blocks()) as blocks:
-        for block in blocks:
-            result = validator.validate(block)
-            spool.staged.write(result.staged_bytes)
-            spool.rejects.write(result.rejects)
-            read.rows_read += result.rows_read
-            read.rows_valid += result.rows_valid
-            read.unmatched_airport_rows += result.unmatched_airport_rows
-            read.unknown_airport_ids |= result.unknown_airport_ids
-    spool.close()
-    read.blank_lines = reader.blank_lines
-    read.rows_rejected = spool.rejects.count
-    read.rejects_by_reason = dict(sorted(spool.rejects.reasons.items()))
-    read.timings_s = {
-        "read_validate": round(time.monotonic() - timer, 3),
-        "read_wait": round(blocks.waited, 3),
-        "stage_wait": round(spool.staged.waited, 3),
-    }
-    if read.rows_read != read.rows_valid + read.rows_rejected:
-        raise RuntimeError(
-            f"row accounting broke: {read.rows_read} read, {read.rows_valid} valid, "
-            f"{read.rows_rejected} rejected"
-        )
-    return read
-
-
 def _record_read(summary: JobSummary, read: ReadResult) -> None:
     summary.layout = read.columns.layout
     summary.flight_date_source = read.flight_date_source
-    summary.blank_lines = read.blank_lines
+    summary.blank_lines = read.counts.blank_lines
     summary.rows_read, summary.rows_rejected = read.rows_read, read.rows_rejected
-    summary.unmatched_airport_rows = read.unmatched_airport_rows
-    summary.unknown_airport_ids = sorted(read.unknown_airport_ids)
+    summary.unmatched_airport_rows = read.counts.unmatched_airport_rows
+    summary.unknown_airport_ids = sorted(read.counts.unknown_airport_ids)
     summary.rejects_by_reason = read.rejects_by_reason
     summary.timings_s.update(read.timings_s)
 
@@ -250,36 +248,41 @@ def _stage_rejects(s3: ObjectStore, spool: SpoolFiles, bucket: str, load_id: str
     return upload(s3, spool.rejects.path, bucket, rejects_key(load_id), "text/csv")
 
 
+def _stage_rows(
+    s3: ObjectStore,
+    spool: SpoolFiles,
+    read: ReadResult,
+    bucket: str,
+    load_id: str,
+    staged: list[str],
+) -> str:
+    """Upload the spooled rows as the one part (unless the engine wrote its parts), then
+    the COPY manifest naming exactly the parts; the manifest's URI."""
+    parts = read.staged_keys
+    if not parts:
+        parts = [staged_part_key(load_id, 0)]
+        staged.extend(parts)
+        upload(s3, spool.staged.path, bucket, parts[0], "application/gzip")
+    key = manifest_key(load_id)
+    staged.append(key)
+    return write_copy_manifest(s3, bucket, key, [f"s3://{bucket}/{part}" for part in parts])
+
+
 def _load(
     warehouse: Warehouse,
     attempt: loader.LoadAttempt,
-    staged_uri: str,
+    manifest_uri: str,
     args: JobArgs,
     summary: JobSummary,
 ) -> str:
     """Run the load batch; LOADED, or :class:`DuplicateDelivery` for a version loaded before."""
     timer = time.monotonic()
     assert args.copy_role_arn is not None  # _require_settings
-    status = loader.load_staged_file(warehouse, attempt, staged_uri, args.copy_role_arn)
+    status = loader.load_staged_rows(warehouse, attempt, manifest_uri, args.copy_role_arn)
     summary.timings_s["load"] = round(time.monotonic() - timer, 3)
     if status == loader.DUPLICATE:
         raise DuplicateDelivery(args.source_file, args.source_version)
     return loader.LOADED
-
-
-def _header_fields(header: bytes) -> list[str]:
-    try:
-        return next(csv.reader([header.decode("utf-8")], strict=True))
-    except (csv.Error, UnicodeDecodeError, StopIteration) as error:
-        raise FileRejected(f"the header row is not valid CSV text: {error}") from error
-
-
-def _date_source(columns: ColumnMap, key_date: Optional[dt.date]) -> str:
-    if columns.has_date:
-        return f"column {columns.names['flight_date']}"
-    if key_date:
-        return f"object key date={key_date.isoformat()}"
-    return "none (flight_date is NULL)"
 
 
 def _check_threshold(read: ReadResult, threshold: float, where: Optional[str]) -> None:
@@ -306,8 +309,9 @@ def _record(
         summary.error = f"{error} (and the ledger row could not be written: {ledger_error})"
 
 
-def _remove_staged(s3: ObjectStore, bucket: str, key: str) -> None:
-    try:
-        remove_object(s3, bucket, key)
-    except Exception:  # a leftover staged object is not worth failing for
-        LOG.warning("could not remove the staged object s3://%s/%s", bucket, key)
+def _remove_staged(s3: ObjectStore, bucket: str, keys: list[str]) -> None:
+    for key in dict.fromkeys(keys):
+        try:
+            remove_object(s3, bucket, key)
+        except Exception:  # a leftover staged object is not worth failing for
+            LOG.warning("could not remove the staged object s3://%s/%s", bucket, key)

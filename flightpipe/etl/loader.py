@@ -62,11 +62,11 @@ def known_airport_ids(warehouse: Warehouse) -> set[int]:
     return {int(row["airport_id"]) for row in rows}
 
 
-def load_statements(attempt: LoadAttempt, staged_uri: str, iam_role: str) -> list[str]:
-    """The batch of ``sql/load_flights.sql`` for this attempt."""
+def load_statements(attempt: LoadAttempt, manifest_uri: str, iam_role: str) -> list[str]:
+    """The batch of ``sql/load_flights.sql`` for this attempt: COPY of the manifest's parts."""
     return render_statements(
         "load_flights.sql",
-        staged_uri=staged_uri,
+        manifest_uri=manifest_uri,
         iam_role=iam_role,
         source_file=attempt.source_file,
         source_version=attempt.source_version,
@@ -79,10 +79,10 @@ def load_statements(attempt: LoadAttempt, staged_uri: str, iam_role: str) -> lis
     )
 
 
-def load_staged_file(
+def load_staged_rows(
     warehouse: Warehouse,
     attempt: LoadAttempt,
-    staged_uri: str,
+    manifest_uri: str,
     iam_role: str,
     *,
     attempts: int = LOAD_ATTEMPTS,
@@ -97,7 +97,7 @@ def load_staged_file(
     run one after the other. A batch that still loses a serialization conflict (a writer
     outside the pipeline, a cluster on serializable isolation) is run again with backoff.
     """
-    statements = load_statements(attempt, staged_uri, iam_role)
+    statements = load_statements(attempt, manifest_uri, iam_role)
     for number in range(1, attempts + 1):
         try:
             warehouse.execute_batch(statements)

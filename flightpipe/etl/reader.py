@@ -115,9 +115,21 @@ class RecordBlock:
 class CsvRecordReader:
     """Reads a binary stream as a header record followed by blocks of data records."""
 
-    def __init__(self, stream: BinaryIO, block_bytes: int = DEFAULT_BLOCK_BYTES) -> None:
+    def __init__(
+        self,
+        stream: BinaryIO,
+        block_bytes: int = DEFAULT_BLOCK_BYTES,
+        *,
+        first_line: int = 1,
+        at_object_start: bool = True,
+    ) -> None:
+        """``stream`` starts at the object's first byte, or (``at_object_start=False``) at the
+        start of a record on line ``first_line``: a split of the object (flightpipe.etl.splits),
+        where a byte-order mark is data, not a mark."""
         self._stream = stream
         self._block_bytes = block_bytes
+        self._first_line = first_line
+        self._at_object_start = at_object_start
         self._blocks = self._read_blocks()
         self._pending: list[RecordBlock] = []
         self.blank_lines = 0
@@ -165,8 +177,8 @@ class CsvRecordReader:
 
     def _read_blocks(self) -> Iterator[RecordBlock]:
         buffer = b""
-        line = 1
-        first = True
+        line = self._first_line
+        first = self._at_object_start
         while True:
             chunk = self._stream.read(self._block_bytes)
             eof = not chunk

@@ -1,9 +1,15 @@
 """Local spool files for the validated rows (gzip CSV) and the rejects (CSV), and their keys.
 
 Both are written to temporary files as blocks are validated, so memory stays
-flat, then uploaded with boto3's managed (multipart) transfer. The staged file
-is what Redshift ``COPY``s: no header, columns in the order of
+flat, then uploaded with boto3's managed (multipart) transfer. The staged parts
+are what Redshift ``COPY``s: no header, columns in the order of
 ``flightpipe.etl.validate.STAGED_COLUMNS``, empty fields for NULL.
+
+Everything one load stages lives under ``staging/<load_id>/``: the parts (one
+from the Python shell job, one per split from the Spark job), the Spark tasks'
+rejects parts, and the COPY manifest naming exactly the parts to load. Their
+keys follow from the load id and the part number alone, so whoever cleans up
+after a load — a failed one too — knows every key without listing the bucket.
 """
 
 from __future__ import annotations
@@ -30,8 +36,28 @@ _GZIP_LEVEL = 1
 _VALUES = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[-+]?\d+")
 
 
-def staging_key(load_id: str) -> str:
-    return f"{STAGING_PREFIX}{load_id}.csv.gz"
+def staging_prefix(load_id: str) -> str:
+    return f"{STAGING_PREFIX}{load_id}/"
+
+
+def staged_part_key(load_id: str, part: int) -> str:
+    return f"{staging_prefix(load_id)}part-{part:05d}.csv.gz"
+
+
+def rejects_part_key(load_id: str, part: int) -> str:
+    """A Spark task's rejects, gathered into the one rejects file by the driver."""
+    return f"{staging_prefix(load_id)}rejects/part-{part:05d}.csv"
+
+
+def manifest_key(load_id: str) -> str:
+    return f"{staging_prefix(load_id)}manifest.json"
+
+
+def staged_keys(load_id: str, parts: int) -> list[str]:
+    """Every key a load with ``parts`` parts may have staged."""
+    keys = [staged_part_key(load_id, part) for part in range(parts)]
+    keys += [rejects_part_key(load_id, part) for part in range(parts)]
+    return [*keys, manifest_key(load_id)]
 
 
 def rejects_key(load_id: str) -> str:
@@ -109,11 +135,12 @@ class StagedRowsFile(_SpoolFile):
 class RejectsFile(_SpoolFile):
     """Rejected rows as CSV: line number, reason, raw text of the record."""
 
-    def __init__(self, directory: Optional[str] = None) -> None:
+    def __init__(self, directory: Optional[str] = None, *, header: bool = True) -> None:
         super().__init__(directory, ".rejects.csv")
         self._handle = self.path.open("w", encoding="utf-8", newline="")
         self._writer = csv.writer(self._handle, lineterminator="\n")
-        self._writer.writerow(REJECTS_HEADER)
+        if header:
+            self._writer.writerow(REJECTS_HEADER)
         self.count = 0
         self.reasons: dict[str, int] = {}
 
@@ -124,6 +151,15 @@ class RejectsFile(_SpoolFile):
             self.count += 1
             kind = reason_kind(reject.reason)
             self.reasons[kind] = self.reasons.get(kind, 0) + 1
+
+    def append_part(self, rows: bytes, count: int, reasons: dict[str, int]) -> None:
+        """Append rows another RejectsFile wrote (without header): a Spark task's part."""
+        self._handle.flush()
+        with self.path.open("ab") as raw:
+            raw.write(rows)
+        self.count += count
+        for kind, number in reasons.items():
+            self.reasons[kind] = self.reasons.get(kind, 0) + number
 
     def close(self) -> None:
         if not self._handle.closed:
@@ -136,9 +172,9 @@ class SpoolFiles:
     Both are removed when the block ends, whatever happened.
     """
 
-    def __init__(self, directory: Optional[str] = None) -> None:
+    def __init__(self, directory: Optional[str] = None, *, rejects_header: bool = True) -> None:
         self.staged = StagedRowsFile(directory)
-        self.rejects = RejectsFile(directory)
+        self.rejects = RejectsFile(directory, header=rejects_header)
 
     def close(self) -> None:
         """Finish writing both (the staged file flushes its last compressed block)."""

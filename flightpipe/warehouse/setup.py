@@ -16,7 +16,6 @@ statement — the airports reload here, the fact loads of the Glue job — runs 
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import re
 import time
@@ -28,6 +27,7 @@ from flightpipe.aws_ports import ObjectStore
 from flightpipe.retryable import raise_if_throttled
 from flightpipe.sql import read_sql, render_statements, split_statements
 from flightpipe.warehouse.data_api import WarehouseTarget
+from flightpipe.warehouse.manifest import write_copy_manifest
 from flightpipe.warehouse.port import StatementError, StatementTimeoutError, Warehouse
 
 # Concurrent executions can collide in the catalog while bootstrapping (Redshift and
@@ -189,26 +189,13 @@ def loaded_airports_version(warehouse: Warehouse) -> Optional[str]:
 
 
 def write_airports_manifest(s3: ObjectStore, bucket: str, key: str) -> str:
-    """Write a COPY manifest naming exactly ``s3://bucket/key``; return the manifest's URI.
-
-    COPY treats ``FROM 's3://…'`` as a key prefix, so ``dimensions/airports.csv`` would
-    also load ``dimensions/airports.csv.bak``; a manifest lists the one object to load
-    (https://docs.aws.amazon.com/redshift/latest/dg/loading-data-files-using-manifest.html),
-    and ``mandatory`` makes COPY fail if it is gone.
-    """
+    """Write a COPY manifest naming exactly ``s3://bucket/key``; return the manifest's URI."""
     manifest_key = f"{MANIFEST_PREFIX}{key}.manifest"
-    body = {"entries": [{"url": f"s3://{bucket}/{key}", "mandatory": True}]}
     try:
-        s3.put_object(
-            Bucket=bucket,
-            Key=manifest_key,
-            Body=json.dumps(body).encode("utf-8"),
-            ContentType="application/json",
-        )
+        return write_copy_manifest(s3, bucket, manifest_key, [f"s3://{bucket}/{key}"])
     except ClientError as error:
         raise_if_throttled(error)
         raise
-    return f"s3://{bucket}/{manifest_key}"
 
 
 def copy_role_attach_command(target: Optional[WarehouseTarget], role_arn: str) -> str:
