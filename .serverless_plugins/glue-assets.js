@@ -4,10 +4,11 @@
 // - while packaging (`sls package`, and `sls deploy` which packages first) it builds the
 //   project's library wheel with `python -m build --wheel`, so the deployed job always runs the
 //   library of this checkout;
-// - after `sls deploy` it uploads the wheel and the entry script to the data bucket
+// - after `sls deploy` it uploads the wheel and every job's entry script to the data bucket
 //   (s3://<bucket>/glue/lib/ and s3://<bucket>/glue/scripts/), reading the bucket name from the
 //   stack's outputs and using the framework's own credentials.
-// Configuration: custom.glueAssets {script, wheel, scriptsPrefix, libPrefix, bucketOutput}.
+// Configuration: custom.glueAssets {scripts, wheel, scriptsPrefix, libPrefix, bucketOutput};
+// flightpipe_local.deploy.upload_glue_assets reads the same for the local stack.
 // The Python used for the build is $FLIGHTPIPE_PYTHON, else .venv/bin/python, else python3.
 
 const childProcess = require('child_process');
@@ -41,9 +42,11 @@ class GlueAssetsPlugin {
 
   buildWheel() {
     const wheel = path.join(this.servicePath, this.config.wheel);
-    const script = path.join(this.servicePath, this.config.script);
-    if (!fs.existsSync(script)) {
-      throw new this.serverless.classes.Error(`Glue entry script ${this.config.script} is missing`);
+    // Every script a job names must ship: a job whose script is missing fails only when it runs.
+    for (const script of this.config.scripts) {
+      if (!fs.existsSync(path.join(this.servicePath, script))) {
+        throw new this.serverless.classes.Error(`Glue entry script ${script} is missing`);
+      }
     }
     this.log.notice(`Building the library wheel ${this.config.wheel}`);
     const result = childProcess.spawnSync(
@@ -74,7 +77,7 @@ class GlueAssetsPlugin {
     const provider = this.serverless.getProvider('aws');
     const bucket = await this.bucketName();
     const files = [
-      [this.config.script, this.config.scriptsPrefix],
+      ...this.config.scripts.map((script) => [script, this.config.scriptsPrefix]),
       [this.config.wheel, this.config.libPrefix],
     ];
     for (const [file, prefix] of files) {

@@ -18,11 +18,12 @@ from typing import Any
 
 import pytest
 import rule_keys
+import yaml
 
 from flightpipe import bucket_layout
 from flightpipe.etl.job_args import DEFAULT_REJECT_THRESHOLD
 from flightpipe.execution_input import ExecutionInput
-from flightpipe_local.template import is_fresh
+from flightpipe_local.template import is_fresh, package
 
 pytestmark = pytest.mark.template
 
@@ -31,6 +32,31 @@ SERVERLESS_DIR = REPO_ROOT / ".serverless"
 TEMPLATE = SERVERLESS_DIR / "cloudformation-template-update-stack.json"
 PACKAGE_ZIP = SERVERLESS_DIR / "flightpipe.zip"
 LINT_VENV = REPO_ROOT / ".venv-lint"
+# The two ETL jobs: the Python shell job and, for files of at least sparkThresholdBytes, Spark.
+JOBS = ("EtlJob", "SparkEtlJob")
+# Job arguments only the Python shell job has: its library set and the SDK it upgrades.
+SHELL_ONLY_ARGUMENTS = {"library-set", "--additional-python-modules"}
+
+
+def _serverless_yml() -> dict[str, Any]:
+    """serverless.yml as YAML, its CloudFormation tags (!Ref, !Sub, ...) read as plain values."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def untagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            return loader.construct_mapping(node)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node)
+        return loader.construct_scalar(node)
+
+    Loader.add_multi_constructor("!", untagged)
+    return yaml.load((REPO_ROOT / "serverless.yml").read_text(encoding="utf-8"), Loader=Loader)
+
+
+# The stage parameters' defaults (serverless.yml params.default).
+DEFAULT_PARAMS = _serverless_yml()["params"]["default"]
 FUNCTIONS = {
     "PrepareWarehouseLambdaFunction": "handlers/prepare_warehouse.handler",
     "StartCrawlerLambdaFunction": "handlers/start_crawler.handler",
@@ -205,8 +231,16 @@ def _matches(rule: dict[str, Any], data: dict[str, Any]) -> bool:
     present, value = _lookup(data, rule["Variable"])
     if "IsPresent" in rule:
         return present == rule["IsPresent"]
+    # A comparison on a path the input lacks fails the execution
+    # (https://docs.aws.amazon.com/step-functions/latest/dg/state-choice.html).
+    if not present:
+        raise AssertionError(f"{rule['Variable']} is not in the input {data}")
     if "IsNull" in rule:
-        return present and (value is None) == rule["IsNull"]
+        return (value is None) == rule["IsNull"]
+    if "IsNumeric" in rule:
+        return _is_number(value) == rule["IsNumeric"]
+    if "NumericGreaterThanEquals" in rule:
+        return _is_number(value) and value >= rule["NumericGreaterThanEquals"]
     if "StringEquals" in rule:
         return isinstance(value, str) and value == rule["StringEquals"]
     if "StringMatches" in rule:  # "*" is any run of characters (no escapes used here)
@@ -215,6 +249,10 @@ def _matches(rule: dict[str, Any], data: dict[str, Any]) -> bool:
     if "NumericGreaterThanEqualsPath" in rule:
         return value >= _lookup(data, rule["NumericGreaterThanEqualsPath"])[1]
     raise AssertionError(f"operator not covered by this evaluator: {rule}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _choose(state: dict[str, Any], data: dict[str, Any]) -> str:
@@ -443,7 +481,9 @@ def test_state_machine_has_every_pipeline_state(states, definition):
         "CrawlerDone": "Choice",
         "CrawlFailed": "Pass",
         "CrawlTimedOut": "Pass",
+        "ChooseEngine": "Choice",
         "RunEtlJob": "Task",
+        "RunSparkEtlJob": "Task",
         "NotifySuccess": "Task",
         "IsDuplicateDelivery": "Choice",
         "NotifyDuplicate": "Task",
@@ -479,6 +519,7 @@ def test_every_task_retries_transient_errors_with_backoff_and_catches_all(states
             "NotifyFailure": "Failed",
             "NotifyDuplicate": "Succeeded",
             "RunEtlJob": "IsDuplicateDelivery",
+            "RunSparkEtlJob": "IsDuplicateDelivery",
         }.get(name, "NotifyFailure")
         assert catch["Next"] == expected, name
         assert catch.get("ResultPath", "$") != "$", f"{name} would lose the file it reports"
@@ -518,8 +559,8 @@ def test_poll_loop_counts_attempts_against_a_budget(states):
     ("status", "attempts", "expected"),
     [
         ("WAITING", 1, "WaitForCrawler"),
-        ("CRAWLED", 3, "RunEtlJob"),
-        ("CRAWLED", 120, "RunEtlJob"),
+        ("CRAWLED", 3, "ChooseEngine"),
+        ("CRAWLED", 120, "ChooseEngine"),
         ("FAILED", 2, "CrawlFailed"),
         ("WAITING", 120, "CrawlTimedOut"),
         ("UNKNOWN", 1, "CrawlFailed"),
@@ -577,6 +618,108 @@ def test_etl_job_runs_synchronously_with_the_files_arguments(states):
     assert job["Next"] == "NotifySuccess"
 
 
+def test_the_spark_task_runs_the_spark_job_exactly_as_the_python_shell_task_runs_its_job(states):
+    shell, spark = states["RunEtlJob"], states["RunSparkEtlJob"]
+    assert shell["Parameters"]["JobName"] == {"Ref": "EtlJob"}
+    assert spark["Parameters"]["JobName"] == {"Ref": "SparkEtlJob"}
+    # Same arguments, result, retries, catch and next state: both engines end in the same
+    # notices and the same ledger rows.
+    for field in ("Resource", "ResultSelector", "ResultPath", "Retry", "Catch", "Next"):
+        assert spark[field] == shell[field], field
+    assert spark["Parameters"]["Arguments"] == shell["Parameters"]["Arguments"]
+
+
+def test_the_engine_is_chosen_only_after_the_crawl_and_leads_to_either_job(states):
+    assert _choose(states["CrawlerDone"], _crawler_input("CRAWLED", 1)) == "ChooseEngine"
+    choose = states["ChooseEngine"]
+    targets = {rule["Next"] for rule in choose["Choices"]} | {choose["Default"]}
+    assert targets == {"RunEtlJob", "RunSparkEtlJob"}
+    assert choose["Default"] == "RunEtlJob"
+    entered_from = {
+        name
+        for name, state in states.items()
+        if state.get("Next") in targets
+        or any(rule.get("Next") in targets for rule in state.get("Choices", []))
+    }
+    assert entered_from == {"ChooseEngine"}
+
+
+def _spark_threshold(states: dict[str, Any]) -> Any:
+    (threshold,) = [
+        rule["NumericGreaterThanEquals"]
+        for rule in states["ChooseEngine"]["Choices"]
+        if rule.get("Next") == "RunSparkEtlJob"
+    ]
+    return threshold
+
+
+def _size_input(**size: Any) -> dict[str, Any]:
+    return {"bucket": "b", "key": "incoming/f.csv", "etag": "e", "version_id": "v", **size}
+
+
+def test_the_threshold_is_the_stage_parameter_as_a_number(states):
+    threshold = _spark_threshold(states)
+    assert _is_number(threshold)  # a NumericGreaterThanEquals on a string is invalid ASL
+    assert threshold == DEFAULT_PARAMS["sparkThresholdBytes"] == 1 << 30
+
+
+def test_the_choice_routes_by_the_object_size_against_the_threshold(states):
+    threshold = _spark_threshold(states)
+    choose = states["ChooseEngine"]
+    routes = [
+        (_size_input(size=0), "RunEtlJob"),
+        (_size_input(size=threshold - 1), "RunEtlJob"),
+        (_size_input(size=threshold), "RunSparkEtlJob"),
+        (_size_input(size=threshold * 8), "RunSparkEtlJob"),
+        # No usable size: the Python shell job, the engine every file used before.
+        (_size_input(), "RunEtlJob"),
+        (_size_input(size=None), "RunEtlJob"),
+        (_size_input(size=str(threshold * 8)), "RunEtlJob"),
+    ]
+    for data, expected in routes:
+        assert _choose(choose, data) == expected, data
+
+
+def test_the_emulated_step_functions_routes_the_packaged_choice_as_step_functions_does(states):
+    """The local stack runs the packaged definition on moto: its Choice must agree."""
+    import time
+
+    import boto3
+    from moto import mock_aws
+
+    choose = json.loads(json.dumps(states["ChooseEngine"]))
+    for rule in choose["Choices"]:
+        if "NumericGreaterThanEquals" in rule:
+            rule["NumericGreaterThanEquals"] = 100
+    pass_states = {
+        name: {"Type": "Pass", "Result": name, "ResultPath": "$.engine", "End": True}
+        for name in ("RunEtlJob", "RunSparkEtlJob")
+    }
+    definition = {"StartAt": "ChooseEngine", "States": {"ChooseEngine": choose, **pass_states}}
+    inputs = [{}, {"size": None}, {"size": 99}, {"size": 100}, {"size": "100"}]
+    expected = ["RunEtlJob", "RunEtlJob", "RunEtlJob", "RunSparkEtlJob", "RunEtlJob"]
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        arn = sfn.create_state_machine(
+            name="choose-engine",
+            definition=json.dumps(definition),
+            roleArn="arn:aws:iam::123456789012:role/states",
+        )["stateMachineArn"]
+        chosen = []
+        for number, data in enumerate(inputs):
+            execution = sfn.start_execution(
+                stateMachineArn=arn, name=f"e{number}", input=json.dumps(data)
+            )["executionArn"]
+            for _ in range(100):
+                described = sfn.describe_execution(executionArn=execution)
+                if described["status"] != "RUNNING":
+                    break
+                time.sleep(0.05)
+            assert described["status"] == "SUCCEEDED", described
+            chosen.append(json.loads(described["output"])["engine"])
+    assert chosen == expected
+
+
 @pytest.mark.parametrize(
     ("cause", "expected"),
     [
@@ -593,11 +736,12 @@ def test_a_duplicate_delivery_ends_as_a_notice_not_a_failure(states, cause, expe
     assert states["NotifyDuplicate"]["Next"] == "Succeeded"
 
 
-def test_a_job_at_its_concurrency_limit_is_waited_for_long_enough_for_a_burst(states):
+@pytest.mark.parametrize("state", ["RunEtlJob", "RunSparkEtlJob"])
+def test_a_job_at_its_concurrency_limit_is_waited_for_long_enough_for_a_burst(states, state):
     """1,000 files at 10 runs at a time take well over an hour to drain."""
     (retrier,) = [
         r
-        for r in states["RunEtlJob"]["Retry"]
+        for r in states[state]["Retry"]
         if r["ErrorEquals"] == ["Glue.ConcurrentRunsExceededException"]
     ]
     delays, delay = [], float(retrier["IntervalSeconds"])
@@ -637,8 +781,8 @@ def test_notices_topic_is_encrypted_and_email_subscription_is_optional(resources
 
 
 def test_etl_job_is_a_python_shell_39_job_with_the_analytics_library_set(resources):
-    (job,) = _of_type(resources, "AWS::Glue::Job").values()
-    props = job["Properties"]
+    assert set(_of_type(resources, "AWS::Glue::Job")) == set(JOBS)
+    props = resources["EtlJob"]["Properties"]
     assert props["Command"]["Name"] == "pythonshell"
     assert props["Command"]["PythonVersion"] == "3.9"
     assert props["Command"]["ScriptLocation"]["Fn::Sub"].endswith("/glue/scripts/flight_etl.py")
@@ -660,6 +804,82 @@ def test_etl_job_is_a_python_shell_39_job_with_the_analytics_library_set(resourc
     assert int(props["ExecutionProperty"]["MaxConcurrentRuns"]) >= 20  # ~1,000 files an hour
     assert props["MaxCapacity"] in (0.0625, 1)
     assert props["Timeout"] > 0
+
+
+def test_spark_job_is_a_glue_5_spark_job_sized_by_the_stage_parameters(resources):
+    props = resources["SparkEtlJob"]["Properties"]
+    assert props["GlueVersion"] == "5.0"
+    assert props["Command"]["Name"] == "glueetl"
+    assert props["Command"]["PythonVersion"] == "3"
+    location = props["Command"]["ScriptLocation"]["Fn::Sub"]
+    assert location == "s3://${DataBucket}/glue/scripts/flight_etl_spark.py"
+    assert props["WorkerType"] == DEFAULT_PARAMS["sparkWorkerType"] == "G.1X"
+    assert props["NumberOfWorkers"] == DEFAULT_PARAMS["sparkWorkers"] == 2
+    assert (
+        props["ExecutionProperty"]["MaxConcurrentRuns"]
+        == (DEFAULT_PARAMS["sparkMaxConcurrentRuns"])
+    )
+    assert "MaxCapacity" not in props  # workers, not MaxCapacity, size a Glue 2.0+ job
+    assert props["MaxRetries"] == 0
+    assert props["Timeout"] > 0
+    shell = resources["EtlJob"]["Properties"]
+    assert props["Role"] == shell["Role"] == {"Fn::GetAtt": ["EtlJobRole", "Arn"]}
+    assert props["SecurityConfiguration"] == shell["SecurityConfiguration"]
+
+
+def test_both_jobs_take_the_same_arguments_and_wheel(resources):
+    shell = resources["EtlJob"]["Properties"]["DefaultArguments"]
+    spark = resources["SparkEtlJob"]["Properties"]["DefaultArguments"]
+    assert set(shell) >= SHELL_ONLY_ARGUMENTS
+    assert spark == {key: value for key, value in shell.items() if key not in SHELL_ONLY_ARGUMENTS}
+
+
+def test_the_state_machine_may_run_both_jobs_and_nothing_else_of_glue(resources):
+    glue = [
+        s
+        for name, s in _policy_statements(resources)
+        if name == "PipelineStateMachineRole"
+        and any(a.startswith("glue:") for a in _as_list(s["Action"]))
+    ]
+    (statement,) = glue
+    assert set(statement["Action"]) == {
+        "glue:StartJobRun",
+        "glue:GetJobRun",
+        "glue:GetJobRuns",
+        "glue:BatchStopJobRun",
+    }
+    jobs = [resource["Fn::Sub"].rsplit(":job/", 1)[1] for resource in statement["Resource"]]
+    assert jobs == ["${EtlJob}", "${SparkEtlJob}"]
+
+
+def test_the_deploy_uploads_every_job_s_entry_script(template, resources):
+    state = json.loads((SERVERLESS_DIR / "serverless-state.json").read_text(encoding="utf-8"))
+    assets = state["service"]["custom"]["glueAssets"]
+    uploaded = {assets["scriptsPrefix"] + Path(script).name for script in assets["scripts"]}
+    named = {
+        resources[job]["Properties"]["Command"]["ScriptLocation"]["Fn::Sub"].split("}/", 1)[1]
+        for job in JOBS
+    }
+    assert named == uploaded
+    assert all((REPO_ROOT / script).is_file() for script in assets["scripts"])
+
+
+@pytest.fixture(scope="session")
+def packaged_with_zero_threshold() -> dict[str, Any]:
+    """The template `sls package --param sparkThresholdBytes=0` makes (reused while fresh)."""
+    return package(REPO_ROOT, params={"sparkThresholdBytes": "0"}).template
+
+
+def test_a_threshold_given_on_the_command_line_is_packaged_as_a_number(
+    packaged_with_zero_threshold,
+):
+    machine = packaged_with_zero_threshold["Resources"]["PipelineStateMachine"]
+    text, _ = machine["Properties"]["DefinitionString"]["Fn::Sub"]
+    states = json.loads(text)["States"]
+    threshold = _spark_threshold(states)
+    assert threshold == 0 and _is_number(threshold)
+    assert _choose(states["ChooseEngine"], _size_input(size=0)) == "RunSparkEtlJob"
+    assert _choose(states["ChooseEngine"], _size_input(size=None)) == "RunEtlJob"
 
 
 def test_crawler_crawls_incoming_of_the_data_bucket(resources):
@@ -781,6 +1001,8 @@ def test_lambda_package_is_small_and_holds_no_pandas_tests_or_tooling(template):
 
 def test_outputs_name_bucket_state_machine_topic_and_warehouse(template):
     outputs = template["Outputs"]
+    assert outputs["GlueJobName"]["Value"] == {"Ref": "EtlJob"}
+    assert outputs["SparkGlueJobName"]["Value"] == {"Ref": "SparkEtlJob"}
     assert outputs["DataBucketName"]["Value"] == {"Ref": "DataBucket"}
     assert outputs["StateMachineArn"]["Value"] == {"Ref": "PipelineStateMachine"}
     assert outputs["NotificationsTopicArn"]["Value"] == {"Ref": "NotificationsTopic"}
@@ -900,10 +1122,10 @@ def test_pipeline_statements_never_run_with_the_admin_secret(resources):
     for name in FUNCTIONS:
         env = resources[name]["Properties"]["Environment"]["Variables"]
         assert env["REDSHIFT_SECRET_ARN"] == {"Ref": "ExistingSecretArn"}, name
-    (job,) = _of_type(resources, "AWS::Glue::Job").values()
-    assert job["Properties"]["DefaultArguments"]["--redshift_secret_arn"] == {
-        "Ref": "ExistingSecretArn"
-    }
+    for job in JOBS:
+        assert resources[job]["Properties"]["DefaultArguments"]["--redshift_secret_arn"] == {
+            "Ref": "ExistingSecretArn"
+        }, job
     # Only the prepare function gets the admin secret, to bootstrap.
     prepare_env = resources["PrepareWarehouseLambdaFunction"]["Properties"]["Environment"]
     assert "RedshiftAdminSecret" in json.dumps(
@@ -986,13 +1208,14 @@ def test_the_stack_uses_the_bucket_layout_and_defaults_the_python_code_uses(reso
     (rule,) = _of_type(resources, "AWS::Events::Rule").values()
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["detail"]["object"]["key"] == [{"prefix": bucket_layout.INCOMING_PREFIX}]
-    run_job = definition["States"]["RunEtlJob"]["Parameters"]["Arguments"]
-    assert run_job["--summary_key.$"] == (
-        f"States.Format('{bucket_layout.summary_key('{}')}', $$.Execution.Name)"
-    )
-    (job,) = _of_type(resources, "AWS::Glue::Job").values()
-    threshold = job["Properties"]["DefaultArguments"]["--reject_threshold"]
-    assert float(threshold) == DEFAULT_REJECT_THRESHOLD
+    for state in ("RunEtlJob", "RunSparkEtlJob"):
+        run_job = definition["States"][state]["Parameters"]["Arguments"]
+        assert run_job["--summary_key.$"] == (
+            f"States.Format('{bucket_layout.summary_key('{}')}', $$.Execution.Name)"
+        ), state
+    for job in JOBS:
+        threshold = resources[job]["Properties"]["DefaultArguments"]["--reject_threshold"]
+        assert float(threshold) == DEFAULT_REJECT_THRESHOLD, job
     for name in FUNCTIONS:
         variables = resources[name]["Properties"]["Environment"]["Variables"]
         assert variables["AIRPORTS_KEY"] == bucket_layout.DEFAULT_AIRPORTS_KEY

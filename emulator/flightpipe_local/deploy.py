@@ -506,7 +506,8 @@ class Deployer:
         spec = {key: p[key] for key in _JOB_KEYS if key in p}
         if "DefaultArguments" in spec:
             spec["DefaultArguments"] = {k: str(v) for k, v in spec["DefaultArguments"].items()}
-        for key in ("MaxRetries", "Timeout"):
+        # Numbers from stage parameters given on the command line arrive as strings.
+        for key in ("MaxRetries", "Timeout", "NumberOfWorkers"):
             if key in spec:
                 spec[key] = int(spec[key])
         if "MaxCapacity" in spec:
@@ -637,10 +638,11 @@ _JOB_KEYS = (
 def upload_glue_assets(
     s3: Any, repo: Path, glue_assets: Mapping[str, Any], deployment: Deployment
 ) -> list[str]:
-    """Upload the job's script and wheel as ``sls deploy`` does after a deploy.
+    """Upload the jobs' scripts and the wheel as ``sls deploy`` does after a deploy.
 
     The local plugin ``.serverless_plugins/glue-assets.js`` does this on AWS, configured by
-    ``custom.glueAssets`` in serverless.yml: each file goes to ``s3://<bucket output>/<prefix>``.
+    ``custom.glueAssets`` in serverless.yml: every entry script of ``scripts`` goes to
+    ``s3://<bucket output>/<scriptsPrefix>``, the wheel to ``<libPrefix>``.
     Returns the URIs written.
     """
     if not glue_assets:
@@ -648,12 +650,14 @@ def upload_glue_assets(
     bucket = deployment.outputs.get(glue_assets["bucketOutput"])
     if not bucket:
         raise DeploymentError(f"the stack has no output {glue_assets['bucketOutput']}")
+    files = [(script, glue_assets["scriptsPrefix"]) for script in glue_assets["scripts"]]
+    files.append((glue_assets["wheel"], glue_assets["libPrefix"]))
     uploaded = []
-    for file_key, prefix_key in (("script", "scriptsPrefix"), ("wheel", "libPrefix")):
-        path = repo / glue_assets[file_key]
+    for name, prefix in files:
+        path = repo / name
         if not path.is_file():
             raise DeploymentError(f"{path} missing: package the stack again (it builds the wheel)")
-        key = glue_assets[prefix_key] + path.name
+        key = prefix + path.name
         s3.upload_file(str(path), bucket, key)
         uploaded.append(f"s3://{bucket}/{key}")
     return uploaded

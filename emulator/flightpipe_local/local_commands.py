@@ -26,6 +26,7 @@ from flightpipe.ops.target import (
 )
 from flightpipe_local.signals import Terminated, terminate_on
 from flightpipe_local.stack import CREDENTIALS, EmulatedStack, repo_root
+from flightpipe_local.template import parse_param
 
 DEFAULT_AIRPORTS = Path("..") / "shared" / "data" / "airports.csv"
 EXIT_OK, EXIT_STACK_FAILED, EXIT_USAGE = 0, 1, 2
@@ -57,6 +58,7 @@ def add_parser(subparsers: Any) -> None:
         f"to the next (default {DEFAULT_START_TIMEOUT_S:g})",
     )
     _add_encode_event_keys(run)
+    _add_params(run)
     run.set_defaults(handler=cmd_run)
 
     sql = commands.add_parser("sql", help="query the local warehouse (Redshift SQL)")
@@ -77,6 +79,7 @@ def add_parser(subparsers: Any) -> None:
         "--port", type=int, default=0, help="port of the endpoint (default: a free one)"
     )
     _add_encode_event_keys(up)
+    _add_params(up)
     up.set_defaults(handler=cmd_up)
 
 
@@ -97,6 +100,32 @@ def _add_encode_event_keys(parser: argparse.ArgumentParser) -> None:
         help="S3 events carry the object key URL-encoded, as S3's classic notifications do "
         "('my file+1.csv' -> 'my+file%%2B1.csv'); the pipeline must load the file either way",
     )
+
+
+def _add_params(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--param",
+        dest="params",
+        action="append",
+        type=_stage_param,
+        default=[],
+        metavar="NAME=VALUE",
+        help="a stage parameter of serverless.yml, as `sls deploy --param NAME=VALUE` sets it "
+        "(repeatable; e.g. --param sparkThresholdBytes=0 sends every file to the Spark job)",
+    )
+
+
+def _stage_param(text: str) -> tuple[str, str]:
+    try:
+        return parse_param(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def stage_params(args: argparse.Namespace) -> dict[str, str]:
+    """The ``--param`` options as one mapping: a name given twice keeps its last value,
+    as the framework keeps it."""
+    return dict(args.params or [])
 
 
 def stops_cleanly(command: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
@@ -186,6 +215,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 state_dir=args.state_dir,
                 echo=progress,
                 encode_event_keys=args.encode_event_keys,
+                params=stage_params(args),
             ) as stack:
                 if progress:
                     progress(f"local stack up at {stack.endpoint_url} (log: {log_path})")
@@ -295,7 +325,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     with quiet_stack_output(log_path) as out:
         try:
             stack = EmulatedStack(
-                state_dir=state_dir, port=args.port, encode_event_keys=args.encode_event_keys
+                state_dir=state_dir,
+                port=args.port,
+                encode_event_keys=args.encode_event_keys,
+                params=stage_params(args),
             ).start()
         except Exception as error:
             print(f"flightpipe local up: the local stack failed: {error}", file=sys.__stderr__)
@@ -329,6 +362,7 @@ def record_stack(stack: EmulatedStack, state_dir: Path) -> Path:
         outputs=stack.deployment.outputs,
         credentials=CREDENTIALS,
         sql_endpoint=dataclasses.asdict(stack.warehouse_endpoint),
+        params=stack.params,
     )
 
 
@@ -343,6 +377,9 @@ def _up_banner(stack: EmulatedStack, airports: Optional[Path], log_path: Path) -
     ]
     if stack.encode_event_keys:
         lines.append("  S3 events carry URL-encoded object keys (--encode-event-keys)")
+    if stack.params:
+        given = " ".join(f"{name}={value}" for name, value in stack.params.items())
+        lines.append(f"  stage parameters: {given} (--param)")
     if airports is not None:
         lines.append(
             f"  airports: {airports} uploaded to s3://{stack.bucket}/{DEFAULT_AIRPORTS_KEY}"

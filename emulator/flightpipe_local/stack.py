@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import threading
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -84,8 +85,12 @@ class EmulatedStack:
         packaged: Optional[PackagedStack] = None,
         encode_event_keys: bool = False,
         warehouse_port: int = 0,
+        params: Optional[Mapping[str, str]] = None,
     ) -> None:
         self.repo = (repo or repo_root()).resolve()
+        # Stage parameters, as `sls deploy --param "name=value"` sets them (package() passes
+        # them to `sls package`); ignored when a ready ``packaged`` template is given.
+        self.params = dict(packaged.params if packaged is not None else params or {})
         self.state_dir = Path(state_dir).resolve() if state_dir else None
         self.time_scale = time_scale
         self.retry_time_scale = retry_time_scale
@@ -121,8 +126,11 @@ class EmulatedStack:
             raise StackError("a local stack is already running in this process")
         self._owns_lock = True
         try:
-            self._echo("packaging serverless.yml (sls package, skipped when up to date)")
-            packaged = self._packaged or package(self.repo, stage=self.stage, region=self.region)
+            given = "".join(f" --param {n}={v}" for n, v in self.params.items())
+            self._echo(f"packaging serverless.yml (sls package{given}, skipped when up to date)")
+            packaged = self._packaged or package(
+                self.repo, stage=self.stage, region=self.region, params=self.params
+            )
             self._temp_dir = Path(tempfile.mkdtemp(prefix="flightpipe-"))
             self._start_server()
             self._echo("starting the embedded warehouse (PostgreSQL)")
@@ -235,7 +243,19 @@ class EmulatedStack:
 
     @property
     def job_name(self) -> str:
-        return self._deployed().one("AWS::Glue::Job").ref
+        """The Python shell ETL job (the stack's output GlueJobName)."""
+        return self._output("GlueJobName")
+
+    @property
+    def spark_job_name(self) -> str:
+        """The Spark ETL job (the stack's output SparkGlueJobName)."""
+        return self._output("SparkGlueJobName")
+
+    def _output(self, name: str) -> str:
+        outputs = self._deployed().outputs
+        if not outputs.get(name):
+            raise StackError(f"the stack has no output {name}")
+        return str(outputs[name])
 
     @property
     def warehouse_endpoint(self) -> WarehouseEndpoint:

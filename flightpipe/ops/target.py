@@ -1,11 +1,12 @@
 """Where an operations command acts: a deployed stage, or the running local stack.
 
 Both are described the same way, by the CloudFormation outputs of ``serverless.yml``
-(``DataBucketName``, ``StateMachineArn``, ``GlueJobName``, ...) and by the Glue job's
-own ``--redshift_*`` arguments, which say which warehouse the pipeline loads and how
-it signs in. For a stage the outputs come from ``DescribeStacks`` with the user's AWS
-credentials; for the local stack from the record ``flightpipe local up`` writes in its
-state directory (:data:`LOCAL_RECORD`). Nothing else is configured twice.
+(``DataBucketName``, ``StateMachineArn``, ``GlueJobName``, ``SparkGlueJobName``, ...)
+and by the Glue job's own ``--redshift_*`` arguments, which say which warehouse the
+pipeline loads and how it signs in. For a stage the outputs come from
+``DescribeStacks`` with the user's AWS credentials; for the local stack from the record
+``flightpipe local up`` writes in its state directory (:data:`LOCAL_RECORD`). Nothing
+else is configured twice.
 """
 
 from __future__ import annotations
@@ -68,7 +69,13 @@ class Target:
 
     @property
     def job_name(self) -> str:
+        """The Python shell ETL job; an execution names the job it ran in its history."""
         return self.outputs["GlueJobName"]
+
+    @property
+    def spark_job_name(self) -> Optional[str]:
+        """The Spark ETL job (None for a stack deployed before it existed)."""
+        return self.outputs.get("SparkGlueJobName") or None
 
     def client(self, service: str) -> Any:
         import boto3
@@ -174,8 +181,10 @@ def write_local_record(
     outputs: Mapping[str, Any],
     credentials: Mapping[str, str],
     sql_endpoint: Optional[Mapping[str, Any]] = None,
+    params: Optional[Mapping[str, str]] = None,
 ) -> Path:
-    """Record a running local stack where ``--local`` finds it (``local up`` calls this)."""
+    """Record a running local stack where ``--local`` finds it (``local up`` calls this),
+    with the stage parameters it was packaged with (``--param``)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / LOCAL_RECORD
     document = {
@@ -184,6 +193,7 @@ def write_local_record(
         "outputs": {key: str(value) for key, value in outputs.items()},
         "credentials": dict(credentials),
         "sql_endpoint": dict(sql_endpoint or {}),
+        "params": dict(params or {}),
         "pid": os.getpid(),
     }
     temporary = path.with_suffix(".tmp")
