@@ -13,7 +13,7 @@ from flightpipe.etl.layouts import resolve_columns
 from flightpipe.execution_input import ExecutionInput
 from flightpipe.ops import executions
 from flightpipe.ops.report import ReportError, read_only_statement
-from flightpipe.ops.smoke import SMOKE_ROWS, smoke_csv
+from flightpipe.ops.smoke import SMOKE_ROWS, declared_python, smoke_csv
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -43,6 +43,61 @@ def test_state_visits_time_each_state_and_the_final_fail_state_ends_with_the_exe
         ("RunEtlJob", 2.5, "caught"),
         ("Failed", 0.25, "ended the execution"),
     ]
+
+
+def glue_task(number: int, job: str, run_id: str, failed: bool = False) -> list[dict]:
+    """A glue:startJobRun.sync task's scheduled and finished events."""
+    scheduled = {"resourceType": "glue", "parameters": json.dumps({"JobName": job})}
+    run = json.dumps({"Id": run_id, "JobRunState": "FAILED" if failed else "SUCCEEDED"})
+    if failed:
+        finished = event(
+            number + 1,
+            "TaskFailed",
+            1,
+            taskFailedEventDetails={
+                "resourceType": "glue",
+                "error": "States.TaskFailed",
+                "cause": run,
+            },
+        )
+    else:
+        finished = event(
+            number + 1,
+            "TaskSucceeded",
+            1,
+            taskSucceededEventDetails={"resourceType": "glue", "output": run},
+        )
+    return [event(number, "TaskScheduled", 0, taskScheduledEventDetails=scheduled), finished]
+
+
+@pytest.mark.parametrize("failed", [False, True])
+def test_the_job_run_names_the_job_the_execution_ran(failed: bool) -> None:
+    history = glue_task(5, "flightpipe-dev-etl-spark", "jr_1", failed)
+    run = executions.job_run(history)
+    assert run == executions.GlueJobRun("flightpipe-dev-etl-spark", "jr_1")
+    assert executions.job_run_id(history) == "jr_1"
+    assert executions.job_run([]) is None
+
+
+def test_the_job_name_step_functions_puts_in_the_result_is_taken_first() -> None:
+    history = glue_task(5, "flightpipe-dev-etl", "jr_1")
+    output = json.dumps({"Id": "jr_1", "JobName": "flightpipe-dev-etl-spark"})
+    history[1]["taskSucceededEventDetails"]["output"] = output
+    assert executions.job_run(history) == executions.GlueJobRun("flightpipe-dev-etl-spark", "jr_1")
+
+
+@pytest.mark.parametrize(
+    ("job", "python"),
+    [
+        ({"Command": {"Name": "pythonshell", "PythonVersion": "3.9"}}, "3.9"),
+        ({"Command": {"Name": "glueetl", "PythonVersion": "3"}, "GlueVersion": "5.0"}, "3.11"),
+        ({"Command": {"Name": "glueetl", "PythonVersion": "3"}, "GlueVersion": "9.9"}, ""),
+    ],
+)
+def test_a_job_declares_the_python_of_its_command_or_of_its_glue_version(
+    job: dict, python: str
+) -> None:
+    assert declared_python(job) == python
 
 
 def test_notices_pair_each_published_message_with_its_parameters() -> None:

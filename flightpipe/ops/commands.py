@@ -281,7 +281,10 @@ def _print_show(document: dict[str, Any]) -> None:
         print_table(document["states"], out, ("name", "entered", "seconds", "outcome"))
     if document["job_run"]:
         run = document["job_run"]
-        print(f"\njob run: {run['id']}  {run['state']}  {cell(run['execution_time_s'])} s")
+        print(
+            f"\njob run: {run['id']} of {run['job']}  {run['state']}  "
+            f"{cell(run['execution_time_s'])} s"
+        )
     print("\nload attempts (ledger):")
     print_table(
         document["ledger"],

@@ -177,14 +177,48 @@ def lambda_runtime(events: Iterable[dict[str, Any]]) -> Optional[dict[str, str]]
     return found
 
 
+@dataclass(frozen=True)
+class GlueJobRun:
+    """A Glue job run an execution started, and the job it is a run of."""
+
+    job_name: Optional[str]
+    run_id: str
+
+
+def job_run(events: Iterable[dict[str, Any]]) -> Optional[GlueJobRun]:
+    """The Glue job run the execution started (its last one) and its job: the state machine
+    runs one of two jobs (ChooseEngine), so the job is read from the history too — the
+    JobName the task put in its result (the Glue integration copies it there from the request:
+    https://docs.aws.amazon.com/step-functions/latest/dg/connect-glue.html), else the one it
+    was scheduled with."""
+    found = None
+    scheduled_job = None
+    for event in events:
+        if event["type"] == "TaskScheduled":
+            details = event.get("taskScheduledEventDetails") or {}
+            if details.get("resourceType") == "glue":
+                scheduled_job = _json_object(details.get("parameters")).get("JobName")
+            continue
+        for output in _task_outputs([event], "glue", include_failed=True):
+            run_id = output.get("Id") or output.get("JobRunId")
+            if isinstance(run_id, str):
+                name = output.get("JobName") or scheduled_job
+                found = GlueJobRun(name if isinstance(name, str) else None, run_id)
+    return found
+
+
 def job_run_id(events: Iterable[dict[str, Any]]) -> Optional[str]:
     """The Glue job run the execution started (its last one)."""
-    found = None
-    for output in _task_outputs(events, "glue", include_failed=True):
-        run_id = output.get("Id") or output.get("JobRunId")
-        if isinstance(run_id, str):
-            found = run_id
-    return found
+    run = job_run(events)
+    return run.run_id if run else None
+
+
+def _json_object(text: Optional[str]) -> dict[str, Any]:
+    try:
+        document = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
 
 
 def notices(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -74,7 +74,7 @@ def show(target: Target, warehouse: Queryable, file_or_execution: str, rejects: 
         }
         for visit in executions.state_visits(events)
     ]
-    report["job_run"] = _job_run(target, executions.job_run_id(events))
+    report["job_run"] = _job_run(target, executions.job_run(events))
     report["notices"] = executions.notices(events)
     summary = read_summary(s3, target.bucket, summary_key(described["name"]))
     report["summary"] = summary
@@ -99,13 +99,17 @@ def _execution(described: dict[str, Any], events: list[dict[str, Any]]) -> dict[
     }
 
 
-def _job_run(target: Target, run_id: Optional[str]) -> Optional[dict[str, Any]]:
-    if not run_id:
+def _job_run(target: Target, job_run: Optional[executions.GlueJobRun]) -> Optional[dict[str, Any]]:
+    """The run of whichever job the execution ran (the history names it)."""
+    if job_run is None:
         return None
-    run = target.client("glue").get_job_run(JobName=target.job_name, RunId=run_id)["JobRun"]
+    run_id = job_run.run_id
+    job_name = job_run.job_name or target.job_name
+    run = target.client("glue").get_job_run(JobName=job_name, RunId=run_id)["JobRun"]
     started, completed = run.get("StartedOn"), run.get("CompletedOn")
     return {
         "id": run_id,
+        "job": job_name,
         "state": run.get("JobRunState"),
         "started": started.isoformat(timespec="seconds") if started else None,
         "completed": completed.isoformat(timespec="seconds") if completed else None,

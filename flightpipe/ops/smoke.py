@@ -32,6 +32,9 @@ SMOKE_PREFIX = f"{INCOMING_PREFIX}_smoke/"
 SMOKE_CARRIER = "ZZ"
 SMOKE_ROWS = 4
 SUCCESS_SUBJECT = "Flight pipeline succeeded"
+# The Python a Spark job (glueetl) runs on, by Glue version: its Command.PythonVersion says
+# only "3" (AWS Glue versions: https://docs.aws.amazon.com/glue/latest/dg/release-notes.html).
+SPARK_PYTHON = {"5.0": "3.11"}
 
 
 @dataclass
@@ -175,14 +178,17 @@ def _check_notice(result: SmokeResult, events: list[dict[str, Any]]) -> None:
 def _check_runtimes(
     target: Target, result: SmokeResult, events: list[dict[str, Any]], execution_name: str
 ) -> None:
-    job = target.client("glue").get_job(JobName=target.job_name)["Job"]
-    declared_job = str(job["Command"].get("PythonVersion", ""))
+    # The job the execution ran (ChooseEngine picks the Python shell or the Spark job).
+    run = executions.job_run(events)
+    job_name = run.job_name if run and run.job_name else target.job_name
+    job = target.client("glue").get_job(JobName=job_name)["Job"]
+    declared_job = declared_python(job)
     summary = read_summary(target.client("s3"), target.bucket, summary_key(execution_name)) or {}
     job_python = str((summary.get("runtime") or {}).get("python", ""))
     result.check(
         "job runtime",
-        bool(job_python) and job_python.startswith(declared_job + "."),
-        f"job ran Python {job_python or '?'}, declared {declared_job}",
+        bool(declared_job and job_python) and job_python.startswith(declared_job + "."),
+        f"job {job_name} ran Python {job_python or '?'}, declared {declared_job or '?'}",
     )
     function = _first_function(events)
     declared = ""
@@ -195,6 +201,16 @@ def _check_runtimes(
         bool(declared) and reported.startswith(declared + "."),
         f"Lambdas ran Python {reported or '?'}, declared {declared or '?'}",
     )
+
+
+def declared_python(job: dict[str, Any]) -> str:
+    """The Python version a Glue job (``GetJob``'s ``Job``) declares it runs on: a Python
+    shell job's ``Command.PythonVersion`` ("3.9"); a Spark job's from its ``GlueVersion``
+    (:data:`SPARK_PYTHON`; "" for a version not listed there)."""
+    command = job.get("Command") or {}
+    if command.get("Name") == "glueetl":
+        return SPARK_PYTHON.get(str(job.get("GlueVersion") or ""), "")
+    return str(command.get("PythonVersion") or "")
 
 
 def _first_function(events: list[dict[str, Any]]) -> Optional[str]:
