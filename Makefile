@@ -6,13 +6,13 @@ PY := $(VENV)/bin/python
 LINT_VENV := .venv-lint
 SHARED_DATA ?= ../shared/data
 
-.PHONY: help setup runtimes test lint format demo package bench stress clean test-glue39
+.PHONY: help setup runtimes java test lint format demo package bench stress clean test-glue39
 
 help:
 	@echo "make demo     run the whole pipeline locally on $(SHARED_DATA)"
 	@echo "make test     lint, the whole test suite, and the ETL tests on Python 3.9"
 	@echo "make package  sls package offline, then cfn-lint and checkov on the template"
-	@echo "make runtimes the AWS runtimes the local stack runs code on (Python 3.9 Glue, 3.12 Lambda)"
+	@echo "make runtimes the AWS runtimes the local stack runs code on (Glue Python shell 3.9, Glue 5.0 Spark, Lambda 3.12)"
 	@echo "make bench    ETL benchmark against the embedded warehouse"
 	@echo "make stress   a burst of uploads through the local stack (STRESS_ARGS=\"--files 200 --rows 2000\")"
 	@echo "make test-glue39  the ETL job's tests on Glue's runtime (Python 3.9, analytics pandas)"
@@ -71,15 +71,28 @@ demo: setup runtimes node_modules/.npm-ci.stamp
 # Python 3.9 with the "analytics" library set, the Lambdas on Python 3.12 with the runtime's SDK.
 # A missing interpreter stops here with one line saying how to install it.
 GLUE_RUNTIME := .venv-runtime-glue-py39
+SPARK_RUNTIME := .venv-runtime-glue5-spark
 LAMBDA_RUNTIME := .venv-runtime-lambda-py312
 
-runtimes: $(GLUE_RUNTIME)/.installed $(LAMBDA_RUNTIME)/.installed
+runtimes: $(GLUE_RUNTIME)/.installed $(SPARK_RUNTIME)/.installed $(LAMBDA_RUNTIME)/.installed java
 
 $(GLUE_RUNTIME)/.installed: requirements-glue39.txt
 	@python=$$(scripts/find-python.sh 3.9) && rm -rf $(GLUE_RUNTIME) && $$python -m venv $(GLUE_RUNTIME)
 	$(GLUE_RUNTIME)/bin/python -m pip install --quiet --upgrade pip==24.3.1
 	$(GLUE_RUNTIME)/bin/python -m pip install --quiet -r requirements-glue39.txt
 	touch $@
+
+# The Glue 5.0 Spark job: Python 3.11 with the modules Glue 5.0 provides and PySpark 3.5.4,
+# which runs on the machine's Java 17 (Glue 5.0's Java).
+$(SPARK_RUNTIME)/.installed: requirements-glue5-spark.txt
+	@python=$$(scripts/find-python.sh 3.11) && rm -rf $(SPARK_RUNTIME) && $$python -m venv $(SPARK_RUNTIME)
+	$(SPARK_RUNTIME)/bin/python -m pip install --quiet --upgrade pip==24.3.1
+	$(SPARK_RUNTIME)/bin/python -m pip install --quiet -r requirements-glue5-spark.txt
+	touch $@
+
+java:
+	@command -v java >/dev/null || [ -x "$$JAVA_HOME/bin/java" ] || \
+	  { echo "Java 17 is needed for the Glue 5.0 Spark job (Debian: apt-get install openjdk-17-jre-headless)"; exit 1; }
 
 $(LAMBDA_RUNTIME)/.installed: requirements-lambda-runtime.txt
 	@python=$$(scripts/find-python.sh 3.12) && rm -rf $(LAMBDA_RUNTIME) && $$python -m venv $(LAMBDA_RUNTIME)
@@ -110,4 +123,4 @@ stress: setup runtimes node_modules/.npm-ci.stamp
 	$(PY) bench/stress.py $(STRESS_ARGS)
 
 clean:
-	rm -rf $(VENV) $(VENV39) $(LINT_VENV) $(GLUE_RUNTIME) $(LAMBDA_RUNTIME) node_modules .serverless dist .state/cache
+	rm -rf $(VENV) $(VENV39) $(LINT_VENV) $(GLUE_RUNTIME) $(SPARK_RUNTIME) $(LAMBDA_RUNTIME) node_modules .serverless dist .state/cache

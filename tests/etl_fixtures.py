@@ -42,6 +42,7 @@ def run_on(
     key: str,
     body: bytes,
     threshold: Optional[str] = None,
+    engine: Any = None,
     **extra: str,
 ) -> JobSummary:
     """Upload ``body`` as ``key`` and run the job on it."""
@@ -59,7 +60,8 @@ def run_on(
         values.setdefault("version_id", put["VersionId"])
     if threshold is not None:
         values["reject_threshold"] = threshold
-    return run_job(JobArgs.from_mapping(values), s3, warehouse, block_bytes=64 << 10)
+    args = JobArgs.from_mapping(values)
+    return run_job(args, s3, warehouse, engine=engine, block_bytes=64 << 10)
 
 
 def facts(warehouse: Any, source_file: Optional[str] = None) -> list[dict]:

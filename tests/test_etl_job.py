@@ -33,6 +33,35 @@ REPO = Path(__file__).resolve().parents[1]
 GLUE_SCRIPT = REPO / "glue_scripts" / "flight_etl.py"
 
 
+# The job's cases, also run through both engines by tests/test_engine_contract.py.
+VARIANTS = (  # BOM, CRLF, quoting, a quoted line break, any column order and case
+    b'\xef\xbb\xbf"ArrDelay ", Note ,DESTAIRPORTID,carrier,DepDelay,originAirportId\r\n'
+    b'7,"multi\r\nline, note",13303,DL,-3.00,11433\r\n'
+    b'"",plain,12478,"AA",,14869'
+)
+SOME_BAD = (
+    b"Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\n"
+    b"DL,11433,13303,1,2\n"
+    b"DL,11433,13303,1\n"
+    b"DL,11433,13303,9999,2\n"
+    b"UA,14869,12478,3,4\n"
+)
+TOO_MANY_BAD = b"Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\n" + (
+    b"DL,11433,13303,1,2\n" * 18 + b"DL,x,13303,1,2\n" * 2
+)
+WHOLE_FILE_REJECTIONS = {
+    "empty": (b"", "the object is empty"),
+    "no-header": (b"DL,11433,13303,-3,1\nDL,14869,12478,0,-8\n", "no header row"),
+    "missing-columns": (
+        b"Carrier,OriginAirportID,DepDelay\nDL,1,2\n",
+        "required columns missing: arr_airport_id (accepted names: DestAirportID, "
+        "DEST_AIRPORT_ID); arr_delay (accepted names: ArrDelay, ARR_DELAY)",
+    ),
+    "not-text": (gzip.compress(b"Carrier,OriginAirportID\n" * 50), "not text"),
+    "header-only": (b"Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\n", "no data rows"),
+}
+
+
 def _glue_script() -> ModuleType:
     """``glue_scripts/flight_etl.py`` loaded as Glue loads it: a file, not a package module."""
     spec = importlib.util.spec_from_file_location("flight_etl", GLUE_SCRIPT)
@@ -180,12 +209,7 @@ def test_summary_json_is_written_and_the_staged_file_removed(loaded, shared_data
 
 def test_header_variants_bom_crlf_quoting_and_column_order_all_load(loaded):
     warehouse, s3 = loaded
-    body = (
-        b'\xef\xbb\xbf"ArrDelay ", Note ,DESTAIRPORTID,carrier,DepDelay,originAirportId\r\n'
-        b'7,"multi\r\nline, note",13303,DL,-3.00,11433\r\n'
-        b'"",plain,12478,"AA",,14869'
-    )
-    summary = run_on(s3, warehouse, "incoming/variants.csv", body)
+    summary = run_on(s3, warehouse, "incoming/variants.csv", VARIANTS)
     assert summary.status == "LOADED", summary.error
     got = sorted(
         (r["carrier"], r["dep_airport_id"], r["arr_airport_id"], r["dep_delay"], r["arr_delay"])
@@ -196,14 +220,7 @@ def test_header_variants_bom_crlf_quoting_and_column_order_all_load(loaded):
 
 def test_rejected_rows_go_to_a_rejects_file_with_line_raw_text_and_reason(loaded):
     warehouse, s3 = loaded
-    body = (
-        b"Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\n"
-        b"DL,11433,13303,1,2\n"
-        b"DL,11433,13303,1\n"
-        b"DL,11433,13303,9999,2\n"
-        b"UA,14869,12478,3,4\n"
-    )
-    summary = run_on(s3, warehouse, "incoming/some-bad.csv", body, threshold="0.5")
+    summary = run_on(s3, warehouse, "incoming/some-bad.csv", SOME_BAD, threshold="0.5")
     assert summary.status == "LOADED"
     assert (summary.rows_read, summary.rows_loaded, summary.rows_rejected) == (4, 2, 2)
     assert summary.rejects_uri == f"s3://{BUCKET}/rejected/{summary.load_id}.csv"
@@ -217,18 +234,8 @@ def test_rejected_rows_go_to_a_rejects_file_with_line_raw_text_and_reason(loaded
 
 @pytest.mark.parametrize(
     ("body", "cause"),
-    [
-        (b"", "the object is empty"),
-        (b"DL,11433,13303,-3,1\nDL,14869,12478,0,-8\n", "no header row"),
-        (
-            b"Carrier,OriginAirportID,DepDelay\nDL,1,2\n",
-            "required columns missing: arr_airport_id (accepted names: DestAirportID, "
-            "DEST_AIRPORT_ID); arr_delay (accepted names: ArrDelay, ARR_DELAY)",
-        ),
-        (gzip.compress(b"Carrier,OriginAirportID\n" * 50), "not text"),
-        (b"Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\n", "no data rows"),
-    ],
-    ids=["empty", "no-header", "missing-columns", "not-text", "header-only"],
+    list(WHOLE_FILE_REJECTIONS.values()),
+    ids=list(WHOLE_FILE_REJECTIONS),
 )
 def test_whole_file_rejections_fail_the_glue_run_load_nothing_and_record_the_cause(
     loaded, monkeypatch, body, cause
@@ -259,8 +266,7 @@ def test_glue_script_returns_normally_for_a_loaded_file_on_the_warehouse_its_arg
 
 def test_more_rejects_than_the_threshold_reject_the_file_but_keep_the_rejects(loaded):
     warehouse, s3 = loaded
-    rows = b"DL,11433,13303,1,2\n" * 18 + b"DL,x,13303,1,2\n" * 2
-    body = b"Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\n" + rows
+    body = TOO_MANY_BAD
     summary = run_on(s3, warehouse, "incoming/too-many.csv", body)  # default threshold 5%
     assert summary.status == "REJECTED"
     assert "2 of 20 data rows rejected (10.0%), more than the threshold of 5.0%" in summary.error

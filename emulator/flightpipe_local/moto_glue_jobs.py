@@ -6,12 +6,14 @@ and then, as Glue does, fetches the job's script from its ``ScriptLocation`` and
 the files of ``--extra-py-files`` from S3, installs them and the
 ``--additional-python-modules`` into the run's Python path (see
 :mod:`flightpipe_local.glue_environments`) and runs the script on the job's
-runtime (Python 3.9 with the ``analytics`` library set for a Python shell job)
-with ``sys.argv`` built as Glue builds it. Runs are independent processes, so as
-many run at once as the job's ``MaxConcurrentRuns`` lets start. A run stays
-RUNNING while its process runs and ends SUCCEEDED, or FAILED with the script's
-last error line as ``ErrorMessage``; the job's ``Timeout`` (minutes) stops it
-with ``TIMEOUT``. Each run's output is kept as its log.
+runtime (Python 3.9 with the ``analytics`` library set for a Python shell job;
+Python 3.11 and PySpark 3.5.4 for a Glue 5.0 Spark job, whose script's Spark
+session runs in local mode on this machine's cores and Java, with its Python
+workers on the same runtime) with ``sys.argv`` built as Glue builds it. Runs are
+independent processes, so as many run at once as the job's ``MaxConcurrentRuns``
+lets start. A run stays RUNNING while its process runs and ends SUCCEEDED, or
+FAILED with the script's last error line as ``ErrorMessage``; the job's
+``Timeout`` (minutes) stops it with ``TIMEOUT``. Each run's output is kept as its log.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from moto.moto_api import state_manager
 
 from flightpipe_local._patching import PatchSet
 from flightpipe_local.glue_environments import JobEnvironments, split_list
-from flightpipe_local.runtimes import SHIMS_DIR, glue_runtime
+from flightpipe_local.runtimes import SHIMS_DIR, SPARK, glue_runtime
 
 SEAM_OWNER = glue_models.FakeJob
 START_NAME = "start_job_run"
@@ -59,6 +61,28 @@ def script_argv(
             argv.extend([name, str(value)])
     argv.extend(["--JOB_RUN_ID", run_id, "--JOB_NAME", job_name])
     return argv
+
+
+def spark_environment(python: Path, workdir: Path) -> dict[str, str]:
+    """How a Spark job's script finds its cluster here: local mode, every core of this
+    machine, its Python workers on the job's runtime, scratch space in the run's directory.
+
+    On Glue the script's ``SparkContext.getOrCreate()`` joins the job's workers; locally the
+    same call starts a local-mode Spark (``PYSPARK_SUBMIT_ARGS``), so the script is unchanged.
+    """
+    conf = {
+        "spark.ui.enabled": "false",
+        "spark.log.level": "WARN",
+        "spark.local.dir": str(workdir / "spark"),
+        "spark.driver.extraJavaOptions": f"-Djava.io.tmpdir={workdir}",
+    }
+    options = " ".join(f"--conf {name}={value}" for name, value in conf.items())
+    return {
+        "PYSPARK_PYTHON": str(python),
+        "PYSPARK_DRIVER_PYTHON": str(python),
+        "PYSPARK_SUBMIT_ARGS": f"--master local[*] {options} pyspark-shell",
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
 
 
 def error_message(output: str, returncode: int) -> str:
@@ -124,7 +148,7 @@ class JobRunner:
 
     def _execute(self, job: Any, run: Any, workdir: Path) -> tuple[str, Optional[str]]:
         command = job.command or {}
-        python = glue_runtime(command).python(self._repo)
+        python = glue_runtime(command, job.glue_version).python(self._repo)
         arguments = dict(run.arguments or {})
         script = self._fetch(command.get("ScriptLocation", ""), workdir)
         extra = [self._fetch(uri, workdir) for uri in split_list(arguments.get("--extra-py-files"))]
@@ -140,6 +164,8 @@ class JobRunner:
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1",
         }
+        if (command.get("Name") or SPARK) == SPARK:
+            env.update(spark_environment(python, workdir))
         argv = script_argv(script, job.name, run.job_run_id, arguments)
         timeout_s = 60.0 * int(run.timeout or job.timeout or 2880)
         log = self.log_path(job.name, run.job_run_id)

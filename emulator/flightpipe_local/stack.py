@@ -53,7 +53,15 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing
 _UNSET_ENV = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CA_BUNDLE")
 _ACTIVE = threading.Lock()
 # Inherited by the runtimes' processes: what a process needs to start, nothing about the account.
-_RUNTIME_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PIP_INDEX_URL")
+_RUNTIME_INHERITED = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "PIP_INDEX_URL",
+    "JAVA_HOME",  # the Spark job's JVM
+)
 # Job libraries installed from PyPI, kept between stacks: installing takes seconds.
 GLUE_LIBRARY_CACHE = Path(".state") / "cache" / "glue-libraries"
 

@@ -229,6 +229,7 @@ def _record_read(summary: JobSummary, read: ReadResult) -> None:
     summary.layout = read.columns.layout
     summary.flight_date_source = read.flight_date_source
     summary.blank_lines = read.counts.blank_lines
+    summary.splits = read.splits
     summary.rows_read, summary.rows_rejected = read.rows_read, read.rows_rejected
     summary.unmatched_airport_rows = read.counts.unmatched_airport_rows
     summary.unknown_airport_ids = sorted(read.counts.unknown_airport_ids)

@@ -57,6 +57,7 @@ class ReadResult:
     # Staged parts the engine already wrote to the work bucket (the Spark tasks write
     # theirs); empty when the rows are in the local spool, to be uploaded as one part.
     staged_keys: list[str] = field(default_factory=list)
+    splits: int = 1  # how many parts the object was read in (the Spark job's tasks)
     timings_s: dict[str, float] = field(default_factory=dict)
 
     @property

@@ -103,6 +103,7 @@ class Source:
     format: str
     member: Optional[str] = None  # the CSV member of a zip
     ignored_members: list[str] = field(default_factory=list)
+    size: Optional[int] = None  # the object's size in S3, as stored (compressed or not)
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def close(self) -> None:
@@ -190,6 +191,7 @@ def open_source(s3: ObjectStore, bucket: str, key: str, version_id: Optional[str
         request["VersionId"] = version_id
     response = s3.get_object(**request)
     body = response["Body"]
+    size = int(response.get("ContentLength") or 0)
     try:
         head = read_at_least(body, _HEAD_BYTES)
         found = content_format(head)
@@ -204,7 +206,7 @@ def open_source(s3: ObjectStore, bucket: str, key: str, version_id: Optional[str
                     f"{key}: named .csv but the content is not text (UTF-8): it is "
                     f"{describe_content(head)}; {_rename_hint(found, head)}"
                 )
-            return Source(_Prefixed(head, body), CSV, _closers=[body.close])
+            return Source(_Prefixed(head, body), CSV, size=size, _closers=[body.close])
         if found != named:
             claimed = _NAME_EXTENSIONS[named]
             raise FileRejected(
@@ -213,12 +215,11 @@ def open_source(s3: ObjectStore, bucket: str, key: str, version_id: Optional[str
             )
         if named in (GZIP, BZIP2):
             stream = _Decompressed(_Prefixed(head, body), named, key)
-            return Source(stream, named, _closers=[body.close])
+            return Source(stream, named, size=size, _closers=[body.close])
     except BaseException:
         body.close()
         raise
     body.close()  # a zip is read from its end: ranged GETs instead of this stream
-    size = int(response.get("ContentLength") or 0)
     etag = None if version_id else response.get("ETag")
     return _open_zip(RangedObject(s3, request, size, etag), key)
 
@@ -253,7 +254,7 @@ def _open_zip(ranged: RangedObject, key: str) -> Source:
         if ignored:
             LOG.info("%s: reading %s, ignoring %s", key, member.filename, ", ".join(ignored))
         stream = _ZipMember(opened, key, member.filename)
-        return Source(stream, ZIP, member.filename, ignored, closers)
+        return Source(stream, ZIP, member.filename, ignored, ranged.size, closers)
     except BaseException:
         for close in reversed(closers):
             close()

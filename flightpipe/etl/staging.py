@@ -152,11 +152,12 @@ class RejectsFile(_SpoolFile):
             kind = reason_kind(reject.reason)
             self.reasons[kind] = self.reasons.get(kind, 0) + 1
 
-    def append_part(self, rows: bytes, count: int, reasons: dict[str, int]) -> None:
-        """Append rows another RejectsFile wrote (without header): a Spark task's part."""
+    def append_part(self, chunks: Iterable[bytes], count: int, reasons: dict[str, int]) -> None:
+        """Append the rows another RejectsFile wrote without header (a Spark task's part)."""
         self._handle.flush()
         with self.path.open("ab") as raw:
-            raw.write(rows)
+            for chunk in chunks:
+                raw.write(chunk)
         self.count += count
         for kind, number in reasons.items():
             self.reasons[kind] = self.reasons.get(kind, 0) + number

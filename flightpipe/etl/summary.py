@@ -27,6 +27,7 @@ class JobSummary:
     ignored_members: list[str] = field(default_factory=list)
     layout: Optional[str] = None
     flight_date_source: Optional[str] = None
+    splits: int = 1  # the parts the object was read in: 1, or the Spark job's tasks
     rows_read: int = 0
     rows_loaded: int = 0
     rows_rejected: int = 0
@@ -46,7 +47,8 @@ class JobSummary:
     # staged (and rejects) file to S3. load: the one-transaction load batch. total: all.
     timings_s: dict[str, float] = field(default_factory=dict)
     summary_uri: Optional[str] = None
-    # The interpreter and SDK the job ran on (Glue's runtime plus --additional-python-modules).
+    # The engine (pythonshell or spark) and the interpreter and SDK the job ran on (Glue's
+    # runtime plus --additional-python-modules; the Spark version on the Spark job).
     runtime: dict[str, str] = field(default_factory=runtime_versions)
     # The job process's peak resident memory so far, in MiB (set when the summary is written).
     peak_rss_mb: Optional[float] = None

@@ -1,0 +1,40 @@
+"""Glue 5.0 Spark entry point: load one uploaded flights file into Redshift with Spark tasks.
+
+The same arguments, contract and outcome as the Python shell job (flight_etl.py): only the
+reading is spread over the job's workers (flightpipe.etl.spark_engine). The library ships
+as a wheel (``--extra-py-files``, on the driver's and the executors' path); boto3, numpy and
+pandas come with Glue 5.0. A rejected or failed load raises, so the Glue run — and the state
+machine step that waits for it — fails with the cause.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import boto3
+from pyspark import SparkContext
+
+from flightpipe.etl.job import JobFailed, run_job
+from flightpipe.etl.job_args import JobArgs
+from flightpipe.etl.spark_engine import SparkEngine, SparkTasks
+from flightpipe.warehouse import DataApiWarehouse
+
+
+def main(argv: list) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = JobArgs.from_argv(argv)
+    spark = SparkContext.getOrCreate()
+    try:
+        warehouse = DataApiWarehouse(boto3.client("redshift-data"), args.warehouse_target())
+        engine = SparkEngine(SparkTasks(spark), spark_version=spark.version)
+        summary = run_job(args, boto3.client("s3"), warehouse, engine=engine)
+    finally:
+        spark.stop()
+    print(summary.to_json())
+    if not summary.succeeded:
+        raise JobFailed(summary)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
