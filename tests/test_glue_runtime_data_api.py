@@ -1,7 +1,8 @@
-"""The job's Data API calls validate against the botocore the deployed job runs on.
+"""The jobs' Data API calls validate against the botocore each deployed job runs on.
 
-The job runs on Glue Python shell 3.9 with the ``analytics`` library set, upgraded
-by the ``--additional-python-modules`` of the job in serverless.yml. Here the job's
+The Python shell job runs on Glue Python shell 3.9 with the ``analytics`` library
+set, upgraded by the ``--additional-python-modules`` of the job in serverless.yml;
+the Spark job on Glue 5.0 with the SDK Glue 5.0 provides. Here a job's
 libraries are installed exactly as the local stack installs them for a job run
 (from the packaged template's job arguments and the wheel the deploy uploads),
 and tests/glue_data_api_probe.py drives every Data API call of the product's
@@ -35,14 +36,15 @@ def packaged() -> PackagedStack:
     return package(REPO_ROOT)
 
 
-def etl_job(packaged: PackagedStack) -> dict[str, Any]:
-    resources = packaged.template["Resources"].values()
-    (job,) = [r["Properties"] for r in resources if r["Type"] == "AWS::Glue::Job"]
-    return job
+def etl_job(packaged: PackagedStack, logical_id: str = "EtlJob") -> dict[str, Any]:
+    return packaged.template["Resources"][logical_id]["Properties"]
 
 
-def probe(packaged: PackagedStack, requirements: list[str]) -> dict[str, Any]:
-    python = glue_runtime(etl_job(packaged)["Command"]).python(REPO_ROOT)
+def probe(
+    packaged: PackagedStack, requirements: list[str], logical_id: str = "EtlJob"
+) -> dict[str, Any]:
+    job = etl_job(packaged, logical_id)
+    python = glue_runtime(job["Command"], job.get("GlueVersion")).python(REPO_ROOT)
     wheel = REPO_ROOT / packaged.glue_assets["wheel"]
     libraries = JobEnvironments(REPO_ROOT / GLUE_LIBRARY_CACHE).libraries(
         python, [wheel], requirements
@@ -65,6 +67,19 @@ def test_every_data_api_call_of_the_job_validates_on_the_deployed_glue_runtime(
     assert report["python"].startswith("3.9.")
     pinned = dict(requirement.split("==") for requirement in requirements)
     assert (report["boto3"], report["botocore"]) == (pinned["boto3"], pinned["botocore"])
+    assert report["modes"] == dict.fromkeys(MODES, "ok")
+
+
+def test_every_data_api_call_of_the_job_validates_on_the_glue_5_spark_runtime(
+    packaged: PackagedStack,
+) -> None:
+    """Glue 5.0's own SDK names a workgroup: the Spark job installs only the wheel."""
+    arguments = etl_job(packaged, "SparkEtlJob")["DefaultArguments"]
+    wheel = arguments["--additional-python-modules"]["Fn::Sub"]  # the one wheel, in S3
+    assert wheel.rsplit("/", 1)[-1] == Path(packaged.glue_assets["wheel"]).name
+    report = probe(packaged, [], "SparkEtlJob")
+    assert report["python"].startswith("3.11.")
+    assert report["botocore"] == "1.34.131"
     assert report["modes"] == dict.fromkeys(MODES, "ok")
 
 

@@ -212,6 +212,7 @@ def job_runner(tmp_path: Path) -> tuple[JobRunner, Any, Path]:
     job = SimpleNamespace(
         name="etl",
         command={"Name": "pythonshell", "PythonVersion": "3.9", "ScriptLocation": "s3://b/job.py"},
+        glue_version=None,
         timeout=5,
     )
     return runner, job, marks

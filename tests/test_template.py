@@ -828,9 +828,11 @@ def test_spark_job_is_a_glue_5_spark_job_sized_by_the_stage_parameters(resources
 
 
 def test_both_jobs_take_the_same_arguments_and_wheel(resources):
-    shell = resources["EtlJob"]["Properties"]["DefaultArguments"]
-    spark = resources["SparkEtlJob"]["Properties"]["DefaultArguments"]
+    shell = dict(resources["EtlJob"]["Properties"]["DefaultArguments"])
+    spark = dict(resources["SparkEtlJob"]["Properties"]["DefaultArguments"])
     assert set(shell) >= SHELL_ONLY_ARGUMENTS
+    # The same wheel: on the Python shell path, pip-installed on every Spark node.
+    assert spark.pop("--additional-python-modules") == shell.pop("--extra-py-files")
     assert spark == {key: value for key, value in shell.items() if key not in SHELL_ONLY_ARGUMENTS}
 
 

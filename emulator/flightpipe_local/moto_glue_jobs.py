@@ -4,7 +4,7 @@ moto's job runs run nothing and succeed on their own. Here ``FakeJob.start_job_r
 keeps moto's checks (``MaxConcurrentRuns`` → ``ConcurrentRunsExceededException``)
 and then, as Glue does, fetches the job's script from its ``ScriptLocation`` and
 the files of ``--extra-py-files`` from S3, installs them and the
-``--additional-python-modules`` into the run's Python path (see
+``--additional-python-modules`` (PyPI requirements, or wheels in S3) into the run's Python path (see
 :mod:`flightpipe_local.glue_environments`) and runs the script on the job's
 runtime (Python 3.9 with the ``analytics`` library set for a Python shell job;
 Python 3.11 and PySpark 3.5.4 for a Glue 5.0 Spark job, whose script's Spark
@@ -154,7 +154,12 @@ class JobRunner:
         extra = [self._fetch(uri, workdir) for uri in split_list(arguments.get("--extra-py-files"))]
         wheels = [path for path in extra if path.suffix == ".whl"]
         modules = [path for path in extra if path.suffix != ".whl"]
-        requirements = split_list(arguments.get("--additional-python-modules"))
+        requirements = []
+        for module in split_list(arguments.get("--additional-python-modules")):
+            if module.startswith("s3://"):  # a wheel in S3, installed like a PyPI requirement
+                wheels.append(self._fetch(module, workdir))
+            else:
+                requirements.append(module)
         libraries = self._environments.libraries(python, wheels, requirements)
         path = [str(libraries), *(str(m) for m in modules), str(SHIMS_DIR)]
         env = {
