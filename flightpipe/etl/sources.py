@@ -104,6 +104,7 @@ class Source:
     member: Optional[str] = None  # the CSV member of a zip
     ignored_members: list[str] = field(default_factory=list)
     size: Optional[int] = None  # the object's size in S3, as stored (compressed or not)
+    etag: Optional[str] = None  # the ETag of what was read
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def close(self) -> None:
@@ -192,6 +193,7 @@ def open_source(s3: ObjectStore, bucket: str, key: str, version_id: Optional[str
     response = s3.get_object(**request)
     body = response["Body"]
     size = int(response.get("ContentLength") or 0)
+    etag = response.get("ETag")
     try:
         head = read_at_least(body, _HEAD_BYTES)
         found = content_format(head)
@@ -206,7 +208,7 @@ def open_source(s3: ObjectStore, bucket: str, key: str, version_id: Optional[str
                     f"{key}: named .csv but the content is not text (UTF-8): it is "
                     f"{describe_content(head)}; {_rename_hint(found, head)}"
                 )
-            return Source(_Prefixed(head, body), CSV, size=size, _closers=[body.close])
+            return Source(_Prefixed(head, body), CSV, size=size, etag=etag, _closers=[body.close])
         if found != named:
             claimed = _NAME_EXTENSIONS[named]
             raise FileRejected(
@@ -215,13 +217,12 @@ def open_source(s3: ObjectStore, bucket: str, key: str, version_id: Optional[str
             )
         if named in (GZIP, BZIP2):
             stream = _Decompressed(_Prefixed(head, body), named, key)
-            return Source(stream, named, size=size, _closers=[body.close])
+            return Source(stream, named, size=size, etag=etag, _closers=[body.close])
     except BaseException:
         body.close()
         raise
     body.close()  # a zip is read from its end: ranged GETs instead of this stream
-    etag = None if version_id else response.get("ETag")
-    return _open_zip(RangedObject(s3, request, size, etag), key)
+    return _open_zip(RangedObject(s3, request, size, None if version_id else etag), key)
 
 
 def _open_zip(ranged: RangedObject, key: str) -> Source:
@@ -254,7 +255,7 @@ def _open_zip(ranged: RangedObject, key: str) -> Source:
         if ignored:
             LOG.info("%s: reading %s, ignoring %s", key, member.filename, ", ".join(ignored))
         stream = _ZipMember(opened, key, member.filename)
-        return Source(stream, ZIP, member.filename, ignored, ranged.size, closers)
+        return Source(stream, ZIP, member.filename, ignored, size=ranged.size, _closers=closers)
     except BaseException:
         for close in reversed(closers):
             close()
@@ -506,6 +507,10 @@ class RangedObject(io.RawIOBase):
         self.requests = 0
         self.bytes_fetched = 0
         self.largest_range = 0
+
+    @property
+    def size(self) -> int:
+        return self._size
 
     def readable(self) -> bool:
         return True

@@ -84,13 +84,30 @@ def default_object_store() -> ObjectStore:
 
 @dataclass(frozen=True)
 class ObjectVersion:
-    """The object every task reads: the same version the driver opened."""
+    """The object every task reads: the same version the driver opened.
+
+    Without a version id (an unversioned bucket) the tasks' ranged GETs carry the
+    driver's ETag as ``If-Match``, so an object replaced meanwhile fails the load
+    instead of mixing two files.
+    """
 
     bucket: str
     key: str
     version_id: Optional[str]
+    etag: Optional[str]
     format: str
     size: int
+
+    @classmethod
+    def of(cls, source: Source, request: ReadRequest) -> ObjectVersion:
+        return cls(
+            request.bucket,
+            request.key,
+            request.version_id,
+            None if request.version_id else source.etag,
+            source.format,
+            source.size or 0,
+        )
 
 
 @dataclass(frozen=True)
@@ -151,11 +168,8 @@ class SparkEngine:
     ) -> ReadResult:
         timer = time.monotonic()
         layout = read_layout(CsvRecordReader(source.stream, request.block_bytes), request.key)
-        version = ObjectVersion(
-            request.bucket, request.key, request.version_id, source.format, source.size or 0
-        )
         job = SplitJob(
-            version,
+            ObjectVersion.of(source, request),
             layout,
             request.known_airport_ids,
             request.work_bucket,
@@ -167,27 +181,30 @@ class SparkEngine:
         scanned = time.monotonic()
         staged.extend(staged_keys(request.load_id, len(splits)))
         results = self._tasks.map(functools.partial(stage_split, job), splits)
-        results = sorted(results, key=lambda result: result.index)
-        for result in results:
-            if result.file_rejected:  # the first in the file, where one reader would stop
-                raise FileRejected(result.file_rejected)
-        read = ReadResult(layout.columns, layout.flight_date_source)
-        s3 = self._object_store()
-        for result in results:
-            read.counts.add(result.counts)
-            read.staged_keys.append(result.staged_key)
-            if result.rejects_key:
-                part = _chunks(s3, request.work_bucket, result.rejects_key)
-                spool.rejects.append_part(part, result.rows_rejected, result.rejects_by_reason)
-        spool.close()
-        read.rows_rejected = spool.rejects.count
-        read.rejects_by_reason = dict(sorted(spool.rejects.reasons.items()))
-        read.splits = len(splits)
+        read = self._gather(sorted(results, key=lambda result: result.index), job, spool)
         read.timings_s = {
             "split_scan": round(scanned - timer, 3),
             "read_validate": round(time.monotonic() - timer, 3),
         }
         read.check_accounting()
+        return read
+
+    def _gather(self, results: list[SplitResult], job: SplitJob, spool: SpoolFiles) -> ReadResult:
+        """The tasks' results added up, their rejects parts appended in line order."""
+        for result in results:
+            if result.file_rejected:  # the first in the file, where one reader would stop
+                raise FileRejected(result.file_rejected)
+        read = ReadResult(job.layout.columns, job.layout.flight_date_source, splits=len(results))
+        s3 = self._object_store()
+        for result in results:
+            read.counts.add(result.counts)
+            read.staged_keys.append(result.staged_key)
+            if result.rejects_key:
+                part = _chunks(s3, job.work_bucket, result.rejects_key)
+                spool.rejects.append_part(part, result.rows_rejected, result.rejects_by_reason)
+        spool.close()
+        read.rows_rejected = spool.rejects.count
+        read.rejects_by_reason = dict(sorted(spool.rejects.reasons.items()))
         return read
 
     def _plan(self, job: SplitJob) -> list[Split]:
@@ -263,6 +280,8 @@ def _get_range(s3: ObjectStore, source: ObjectVersion, start: int, end: int) -> 
     }
     if source.version_id:
         request["VersionId"] = source.version_id
+    elif source.etag:
+        request["IfMatch"] = source.etag
     return s3.get_object(**request)["Body"]
 
 
