@@ -14,33 +14,52 @@ work on the machine only ever slows a run down):
   reading the file itself — no validation, no staging;
 - ``job-gzip`` (at the sizes of ``--gzip-rows``, 1M by default): ``run_job`` on the
   same file gzip-compressed (level 6, what ``gzip`` does by default) as
-  ``incoming/flights.csv.gz``: the job decompresses it as it streams.
+  ``incoming/flights.csv.gz``: the job decompresses it as it streams;
+- ``spark`` (at the sizes of ``--spark-rows``, 1M and 4M by default): ``run_job`` with the
+  Spark engine (``flightpipe.etl.spark_engine``, the Glue 5.0 job's) in a local-mode
+  session on two cores. Its tasks run in Spark's Python worker processes, which cannot
+  see the folder fake, so S3 is a moto server (over HTTP, in a process of its own) that
+  the driver, the tasks and the warehouse's COPY all use. The session starts before the
+  timer (its start-up is reported apart, ``spark_start_s``); the run reports its splits
+  and the engine's timings;
+- ``job-moto`` (at the same sizes): the Python shell job through such a moto server, so
+  that what S3 over HTTP costs can be told apart from what Spark costs.
+
+Only ``job`` against ``baseline`` is judged; ``job-gzip``, ``job-moto`` and ``spark`` are
+informative.
 
 The file is in the tutorial layout with a ``FlightDate`` column, so both sides
 load the same columns.
 
-S3 is a local-filesystem stand-in (objects are files under the run's temporary
-folder), so neither side holds the file in memory and the warehouse's COPY
-streams from disk. Peak RSS is the worker process's ``ru_maxrss`` (the
-PostgreSQL server is a separate process and is not counted). Results are
-printed as a table and written as JSON to ``bench/results/``.
+Otherwise S3 is a local-filesystem stand-in (objects are files under the run's
+temporary folder), so neither side holds the file in memory and the warehouse's
+COPY streams from disk. Peak RSS is the worker process's ``ru_maxrss`` (the
+PostgreSQL server is a separate process and is not counted; nor are the moto
+server, Spark's JVM and its Python processes, whose peaks are reported beside
+it). Results are printed as a table and written as JSON to ``bench/results/``.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import gzip
 import json
+import logging
+import os
 import platform
 import resource
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the tests' S3 fake (tests/fakes.py)
@@ -52,6 +71,16 @@ ROLE = "arn:aws:iam::123456789012:role/bench-copy"
 # The goals: the job's path within 1.25x the warehouse's own load of the same file, at every
 # size; peak RSS flat as the file grows (largest size within 1.25x of the smallest).
 JOB_TARGET, RSS_TARGET = 1.25, 1.25
+SPARK_MASTER = "local[2]"
+MOTO_MODES = ("job-moto", "spark")  # S3 is a moto server the Spark workers reach too
+MODES = ("job", "job-gzip", "baseline", *MOTO_MODES)
+# A mode's peaks are the highest over its runs (its seconds, the fastest run's).
+PEAKS = (
+    "peak_rss_mib",
+    "moto_peak_rss_mib",
+    "spark_jvm_peak_rss_mib",
+    "spark_python_workers_peak_rss_mib",
+)
 
 
 def baseline_statements(s3: Any) -> list[str]:
@@ -80,8 +109,129 @@ def baseline_statements(s3: Any) -> list[str]:
     return statements
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _serve_moto(port: int) -> None:
+    """The moto server's own process: serves until its stdin closes, then reports its peak."""
+    os.environ["MOTO_PORT"] = str(port)  # moto needs it on any port but 5000
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    print("ready", flush=True)
+    sys.stdin.read()
+    server.stop()
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_rss_mib": round(peak_kib / 1024, 1)}), flush=True)
+
+
+@contextmanager
+def _moto_server(figures: dict) -> Iterator[str]:
+    """A moto server in a process of its own (as S3 is to a job: its serving does not share
+    the job's interpreter); yields its URL, and puts its peak RSS into ``figures``."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--moto-server", str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "MOTO_PORT": str(port)},
+    )
+    try:
+        if server.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the moto server did not start (exit {server.wait()})")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stdin.close()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        last = server.stdout.read().strip().splitlines()
+        if last:
+            figures["moto_peak_rss_mib"] = json.loads(last[-1])["peak_rss_mib"]
+
+
+def _spark_context() -> tuple[Any, float]:
+    """A local-mode session on two cores, its Python workers on this interpreter; the
+    seconds it took to start."""
+    import pyspark
+
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    conf = (
+        pyspark.SparkConf()
+        .setMaster(SPARK_MASTER)
+        .setAppName("flightpipe-etl-bench")
+        .set("spark.ui.enabled", "false")
+        .set("spark.log.level", "WARN")
+    )
+    begun = time.perf_counter()
+    context = pyspark.SparkContext(conf=conf)
+    return context, time.perf_counter() - begun
+
+
+def _peak_rss_mib(pid: int) -> float:
+    """A live process's peak RSS (``VmHWM``), 0 when it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def _spark_process_peaks(context: Any) -> dict:
+    """Peak RSS of Spark's JVM and the sum over its Python processes (PySpark's daemon and
+    the workers it forked, still alive: Spark reuses them), read before the session stops."""
+    import psutil
+
+    process = getattr(getattr(context, "_gateway", None), "proc", None)
+    if process is None:
+        return {}
+    try:
+        children = psutil.Process(process.pid).children(recursive=True)
+    except psutil.Error:
+        children = []
+    return {
+        "spark_jvm_peak_rss_mib": _peak_rss_mib(process.pid),
+        "spark_python_workers": len(children),
+        "spark_python_workers_peak_rss_mib": round(
+            sum(_peak_rss_mib(child.pid) for child in children), 1
+        ),
+    }
+
+
+def _use_test_credentials() -> None:
+    """Credentials for the moto server, set before Spark starts so its workers inherit them."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        os.environ.pop(name, None)
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+
+
 def _worker(mode: str, root: Path, airports: Path) -> dict:
     """One measured run in this (fresh) process; returns its figures."""
+    if mode not in MOTO_MODES:
+        return _run(mode, root, airports, None)
+    _use_test_credentials()
+    server: dict = {}
+    with _moto_server(server) as url:
+        figures = _run(mode, root, airports, url)
+    return {**figures, **server}
+
+
+def _run(mode: str, root: Path, airports: Path, moto_url: Optional[str]) -> dict:
     from fakes import FolderS3
 
     from flightpipe.etl.job import run_job
@@ -91,8 +241,18 @@ def _worker(mode: str, root: Path, airports: Path) -> dict:
     from flightpipe_local.redshift_standin import RedshiftStandIn, StandInWarehouse
 
     s3 = FolderS3(root / "s3")
+    job_s3: Any = s3
+    if moto_url is not None:
+        import boto3
+
+        job_s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1")
+        job_s3.create_bucket(Bucket=BUCKET)
+        job_s3.upload_file(str(root / "s3" / BUCKET / KEY), BUCKET, KEY)
+        s3.fallback = job_s3  # the COPY reads the staged parts and manifest from moto
     s3.upload_file(str(airports), BUCKET, "dimensions/airports.csv")
     standin = RedshiftStandIn(root / "pgdata", s3.read)
+    context = None
+    extra: dict[str, Any] = {}
     try:
         standin.execute_batch(split_statements(read_sql("schema.sql")))
         standin.execute_batch(
@@ -108,11 +268,30 @@ def _worker(mode: str, root: Path, airports: Path) -> dict:
             )
         )
         warehouse = StandInWarehouse(standin)
+        engine = None
+        if mode == "spark":
+            import boto3
+
+            from flightpipe.etl.spark_engine import SparkEngine, SparkTasks
+
+            context, start_seconds = _spark_context()  # before the timer: reported apart
+            extra = {
+                "spark_start_s": round(start_seconds, 3),
+                "spark_version": context.version,
+                "spark_master": SPARK_MASTER,
+            }
+            # Sent to the Spark workers: a partial of boto3's own function pickles by reference.
+            object_store = functools.partial(
+                boto3.client, "s3", endpoint_url=moto_url, region_name="us-east-1"
+            )
+            engine = SparkEngine(
+                SparkTasks(context), object_store=object_store, spark_version=context.version
+            )
         started = time.perf_counter()
-        if mode in ("job", "job-gzip"):
+        if mode != "baseline":
             key = GZIP_KEY if mode == "job-gzip" else KEY
             args = JobArgs.from_mapping({"bucket": BUCKET, "key": key, "copy_role_arn": ROLE})
-            summary = run_job(args, s3, warehouse, spool_dir=str(root))
+            summary = run_job(args, job_s3, warehouse, engine=engine, spool_dir=str(root))
             assert summary.status == "LOADED", summary.error
             detail = {
                 "rows_read": summary.rows_read,
@@ -120,6 +299,8 @@ def _worker(mode: str, root: Path, airports: Path) -> dict:
                 "rows_rejected": summary.rows_rejected,
                 "unmatched_airport_rows": summary.unmatched_airport_rows,
                 "timings_s": summary.timings_s,
+                "engine": summary.runtime.get("engine"),
+                "splits": summary.splits,
             }
         else:
             warehouse.execute_batch(baseline_statements(s3))
@@ -127,7 +308,11 @@ def _worker(mode: str, root: Path, airports: Path) -> dict:
         seconds = time.perf_counter() - started
         (counts,) = render_statements("ops_warehouse_counts.sql")
         rows = warehouse.query(counts)[0]["daily_flights_fact_rows"]
+        if context is not None:
+            extra.update(_spark_process_peaks(context))
     finally:
+        if context is not None:
+            context.stop()
         standin.close()
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
@@ -136,6 +321,7 @@ def _worker(mode: str, root: Path, airports: Path) -> dict:
         "fact_rows": rows,
         "peak_rss_mib": round(peak_kib / 1024, 1),
         **detail,
+        **extra,
     }
 
 
@@ -198,10 +384,22 @@ def main(argv: list) -> int:
         default=[1_000_000],
         help="sizes at which the job also runs on the file gzip-compressed",
     )
-    parser.add_argument("--worker", choices=("job", "job-gzip", "baseline"))
+    parser.add_argument(
+        "--spark-rows",
+        type=int,
+        nargs="*",
+        default=[1_000_000, 4_000_000],
+        help="sizes at which the Spark engine, and the Python shell job through the same "
+        "moto S3, also run",
+    )
+    parser.add_argument("--worker", choices=MODES)
+    parser.add_argument("--moto-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path)
     parser.add_argument("--airports", type=Path)
     options = parser.parse_args(argv)
+    if options.moto_server:
+        _serve_moto(options.moto_server)
+        return 0
     if options.worker:
         print(json.dumps(_worker(options.worker, options.root, options.airports)))
         return 0
@@ -216,6 +414,8 @@ def main(argv: list) -> int:
             if rows in options.gzip_rows:
                 gzipped = _gzip(path)
                 modes.append("job-gzip")
+            if rows in options.spark_rows:
+                modes.extend(MOTO_MODES)
             measured: dict[str, list] = {mode: [] for mode in modes}
             for _ in range(options.repeat):  # interleaved, so background load hits all alike
                 for mode in modes:
@@ -224,7 +424,11 @@ def main(argv: list) -> int:
             for mode, results in measured.items():
                 best = min(results, key=lambda result: result["seconds"])
                 best["all_seconds"] = [result["seconds"] for result in results]
-                best["peak_rss_mib"] = max(result["peak_rss_mib"] for result in results)
+                for figure in PEAKS:
+                    if figure in best:
+                        best[figure] = max(result[figure] for result in results)
+                if "spark_start_s" in best:
+                    best["all_spark_start_s"] = [result["spark_start_s"] for result in results]
                 run[mode.replace("-", "_")] = best
             if gzipped is not None:
                 run["gzip_file_mib"] = round(gzipped.stat().st_size / 2**20, 1)
@@ -264,6 +468,21 @@ def _report(runs: list) -> dict:
                 f"{run['rows'] / gz['seconds']:>11,.0f} {gz['peak_rss_mib']:>11} | "
                 f"{'':>7} {'':>11} {'':>12} | {run['job_gzip_over_baseline']:>8.2f}"
             )
+        for mode, label in (("job_moto", "job-moto"), ("spark", "spark")):
+            other = run.get(mode)
+            if not other:
+                continue
+            run[f"{mode}_over_baseline"] = round(other["seconds"] / base["seconds"], 2)
+            run[f"{mode}_over_job"] = round(other["seconds"] / job["seconds"], 2)
+            lines.append(
+                f"{label:>10} {'':>6} | {other['seconds']:>7.2f} "
+                f"{run['rows'] / other['seconds']:>11,.0f} {other['peak_rss_mib']:>11} | "
+                f"{'':>7} {'':>11} {'':>12} | {run[f'{mode}_over_baseline']:>8.2f}"
+            )
+        if "spark" in run and "job_moto" in run:
+            run["spark_over_job_moto"] = round(
+                run["spark"]["seconds"] / run["job_moto"]["seconds"], 2
+            )
     ratios = [run["job_over_baseline"] for run in runs]
     ratio_ok = all(ratio <= JOB_TARGET for ratio in ratios)
     by_size = sorted(runs, key=lambda run: run["rows"])
@@ -274,21 +493,67 @@ def _report(runs: list) -> dict:
     )
     rss_ok = rss_growth is None or rss_growth <= RSS_TARGET
     gzip_ratios = [run["job_gzip_over_baseline"] for run in runs if "job_gzip" in run]
+    spark_lines = [_spark_lines(run) for run in runs if "spark" in run]
     lines.append(
         f"\njob time <= {JOB_TARGET}x baseline at every size: {'met' if ratio_ok else 'NOT met'}; "
         f"job peak RSS largest size / smallest = {rss_growth} (target <= {RSS_TARGET}): "
         f"{'met' if rss_ok else 'NOT met'}"
         + (f"; gzip input (informative): {gzip_ratios}x baseline" if gzip_ratios else "")
     )
+    if spark_lines:
+        lines.append(
+            f"\nSpark engine ({SPARK_MASTER}) and job-moto, informative: S3 is a moto server "
+            "over HTTP (its own process), not the folder fake"
+        )
+        lines.extend(line for block in spark_lines for line in block)
     return {
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "s3": "local-filesystem stand-in (tests/fakes.py FolderS3)",
+        "s3_moto": f"moto {_version('moto')} server over HTTP, in its own process "
+        "(job-moto and spark runs; the warehouse's COPY reads the staged parts from it)",
+        "spark": {"master": SPARK_MASTER, "pyspark": _version("pyspark")},
         "warehouse": "embedded PostgreSQL (flightpipe_local.redshift_standin)",
         "runs": runs,
         "rss_growth": rss_growth,
         "targets_met": ratio_ok and rss_ok,
         "table": "\n".join(lines),
     }
+
+
+def _spark_lines(run: dict) -> list[str]:
+    spark = run["spark"]
+    versus = [f"{run['spark_over_baseline']}x baseline", f"{run['spark_over_job']}x job"]
+    if "spark_over_job_moto" in run:
+        versus.append(f"{run['spark_over_job_moto']}x job-moto")
+    lines = [
+        f"{run['rows']:>10,} rows: session start {spark['spark_start_s']:.2f} s (untimed, "
+        f"runs {spark['all_spark_start_s']}), {spark['splits']} splits, load "
+        f"{spark['seconds']:.2f} s = {', '.join(versus)}",
+        f"{'':>16}spark timings_s {spark['timings_s']}",
+    ]
+    moto = run.get("job_moto")
+    if moto:
+        lines.append(
+            f"{'':>16}job-moto {moto['seconds']:.2f} s = {run['job_moto_over_job']}x job, "
+            f"{run['job_moto_over_baseline']}x baseline; timings_s {moto['timings_s']}"
+        )
+    lines.append(
+        f"{'':>16}spark peak RSS MiB: driver {spark['peak_rss_mib']}, "
+        f"JVM {spark.get('spark_jvm_peak_rss_mib')}, "
+        f"{spark.get('spark_python_workers')} Python processes (daemon, workers) "
+        f"{spark.get('spark_python_workers_peak_rss_mib')} (sum), "
+        f"moto server {spark.get('moto_peak_rss_mib')}"
+    )
+    return lines
+
+
+def _version(distribution: str) -> Optional[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
 
 
 if __name__ == "__main__":
