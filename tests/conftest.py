@@ -74,8 +74,5 @@ def s3(object_store: FolderS3) -> Iterator:
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=TEST_BUCKET)
-        object_store.fallback = client
-        try:
+        with object_store.falling_back_to(client):
             yield client
-        finally:
-            object_store.fallback = None

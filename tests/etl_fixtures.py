@@ -18,6 +18,17 @@ from flightpipe.warehouse.setup import write_airports_manifest
 BUCKET = TEST_BUCKET
 COPY_ROLE = "arn:aws:iam::123456789012:role/flightpipe-copy"
 DIM_BUCKET = "flightpipe-test-dimensions"
+# What a summary counts: equal for two loads of the same rows, whatever wrapped or read them.
+SUMMARY_COUNTS = (
+    "rows_read",
+    "rows_loaded",
+    "rows_rejected",
+    "blank_lines",
+    "unmatched_airport_rows",
+    "unknown_airport_ids",
+    "rejects_by_reason",
+    "layout",
+)
 
 
 def load_airports(warehouse: Any, object_store: Any, airports_csv: Path) -> None:

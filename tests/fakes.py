@@ -12,8 +12,10 @@ benchmark's multi-gigabyte file is never held in memory. It serves both sides of
 
 from __future__ import annotations
 
+import contextlib
 import io
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Optional
 
@@ -24,6 +26,15 @@ class FolderS3:
     def __init__(self, root: Path, fallback: Optional[Any] = None) -> None:
         self.root = root
         self.fallback = fallback
+
+    @contextlib.contextmanager
+    def falling_back_to(self, client: Any) -> Iterator[Any]:
+        """``client`` as the fallback for the block (a test's moto S3); yields it."""
+        self.fallback = client
+        try:
+            yield client
+        finally:
+            self.fallback = None
 
     def _path(self, bucket: str, key: str) -> Path:
         return self.root / bucket / key

@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional
 import boto3
 import pytest
 from conftest import TEST_BUCKET
-from etl_fixtures import facts, ledger, load_airports, rejects_rows, run_on
+from etl_fixtures import SUMMARY_COUNTS, facts, ledger, load_airports, rejects_rows, run_on
 from test_etl_formats import REJECTIONS, WRAPPINGS
 from test_etl_job import SOME_BAD, TOO_MANY_BAD, VARIANTS, WHOLE_FILE_REJECTIONS
 from test_etl_validate import ROW_RULE_FILES
@@ -143,17 +143,10 @@ def spark_context() -> Iterator[Any]:
 
 @pytest.fixture
 def s3_server(moto_url: str, object_store: Any) -> Iterator[Any]:
-    client = _client(moto_url)
+    client = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1")
     client.create_bucket(Bucket=TEST_BUCKET)
-    object_store.fallback = client
-    try:
+    with object_store.falling_back_to(client):
         yield client
-    finally:
-        object_store.fallback = None
-
-
-def _client(url: str) -> Any:
-    return boto3.client("s3", endpoint_url=url, region_name="us-east-1")
 
 
 @pytest.fixture
@@ -198,15 +191,8 @@ def outcome(s3: Any, warehouse: Any, case: Case, body: bytes, engine: Any) -> di
                 "source_format",
                 "source_member",
                 "ignored_members",
-                "layout",
                 "flight_date_source",
-                "rows_read",
-                "rows_loaded",
-                "rows_rejected",
-                "blank_lines",
-                "unmatched_airport_rows",
-                "unknown_airport_ids",
-                "rejects_by_reason",
+                *SUMMARY_COUNTS,
             )
         },
         "ledger": {

@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from etl_fixtures import BUCKET, facts, ledger, load_airports, read_object, run_on
+from etl_fixtures import (
+    BUCKET,
+    SUMMARY_COUNTS,
+    facts,
+    ledger,
+    load_airports,
+    read_object,
+    run_on,
+)
 
 from flightpipe.etl import sources
 from flightpipe.etl.errors import FileRejected
@@ -118,18 +126,8 @@ def test_each_accepted_wrapping_loads_exactly_what_the_plain_csv_loads(loaded, b
     assert plain.status == "LOADED", plain.error
     summary = run_on(s3, warehouse, key, wrap(bts))
     assert summary.status == "LOADED", summary.error
-    counts = (
-        "rows_read",
-        "rows_loaded",
-        "rows_rejected",
-        "blank_lines",
-        "unmatched_airport_rows",
-        "unknown_airport_ids",
-        "rejects_by_reason",
-        "layout",
-    )
-    assert {name: getattr(summary, name) for name in counts} == {
-        name: getattr(plain, name) for name in counts
+    assert {name: getattr(summary, name) for name in SUMMARY_COUNTS} == {
+        name: getattr(plain, name) for name in SUMMARY_COUNTS
     }
     assert summary.rows_read == 6068
     assert summary.source_format == expected_format and plain.source_format == "csv"
