@@ -309,7 +309,8 @@ def _print_show(document: dict[str, Any]) -> None:
             "rows_loaded",
             "rows_rejected",
             "rejects_by_reason",
-            "timings",
+            "splits",
+            "timings_s",
             "runtime",
             "peak_rss_mb",
         ):
