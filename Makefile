@@ -56,7 +56,11 @@ package: setup node_modules/.npm-ci.stamp $(LINT_VENV)/.installed
 
 # The pipeline on this machine, deployed from serverless.yml into the local emulator.
 # Without $(SHARED_DATA), a synthetic dataset from flightpipe_local.synthetic stands in.
+# DEMO_PARAMS are stage parameters: by default files of 1 MB or more (the BTS month) load on
+# the Spark job and smaller ones (the sample) on the Python shell job, so the demo shows both
+# engines; `make demo DEMO_PARAMS=` runs it with serverless.yml's defaults.
 DEMO_DIR := .state/demo
+DEMO_PARAMS ?= --param sparkThresholdBytes=1000000
 demo: setup runtimes node_modules/.npm-ci.stamp
 	@if [ -d "$(SHARED_DATA)" ]; then \
 	  data="$(SHARED_DATA)"; files="$$data/sample_flights.csv $$data/bts_ontime_2023_01_OK.csv"; \
@@ -64,7 +68,7 @@ demo: setup runtimes node_modules/.npm-ci.stamp
 	  echo "$(SHARED_DATA) not found: generating a synthetic dataset in $(DEMO_DIR)/data (flightpipe_local.synthetic)"; \
 	  data="$(DEMO_DIR)/data"; files="$$($(PY) -m flightpipe_local.demo_data $$data)"; \
 	fi; \
-	$(VENV)/bin/flightpipe local run --airports "$$data/airports.csv" $$files
+	$(VENV)/bin/flightpipe local run $(DEMO_PARAMS) --airports "$$data/airports.csv" $$files
 
 # The AWS runtimes the local stack runs the deployed code on, each a virtualenv holding only what
 # that runtime provides (flightpipe_local.runtimes names them): the Glue Python shell job on

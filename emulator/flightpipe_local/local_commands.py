@@ -254,12 +254,15 @@ def _fact_sample(stack: EmulatedStack) -> list[dict[str, Any]]:
 def _print_summary(report: dict[str, Any], sample: list[dict[str, Any]], seconds: float) -> None:
     print()
     print(
-        "file                              execution  load      read  loaded  rejected  unmatched"
+        "file                              execution  load      engine       "
+        "read  loaded  rejected  unmatched"
     )
     for item in report["files"]:
+        job = (item.get("runtimes") or {}).get("job") or {}
         print(
             f"{Path(item['file']).name[:32]:<33} {item['execution_status']!s:<10} "
-            f"{item['load_status']!s:<8} {item['rows_read']:>6} {item['rows_loaded']:>7} "
+            f"{item['load_status']!s:<8} {job.get('engine', '-'):<11} "
+            f"{item['rows_read']:>6} {item['rows_loaded']:>7} "
             f"{item['rows_rejected']:>9} {item['unmatched_airport_rows']:>10}"
         )
         if item["error"]:
