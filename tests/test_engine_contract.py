@@ -245,3 +245,11 @@ def test_the_bts_month_at_sparks_own_split_size_matches_the_python_shell_job(
     assert shell == spark
     assert shell["ledger"]["rows_read"] == 6068
     assert shell["ledger"]["rows_loaded"] + shell["ledger"]["rows_rejected"] == 6068
+
+
+def test_a_failed_task_reaches_the_summary_as_its_own_python_error(spark_context):
+    from flightpipe.etl.spark_engine import SparkTasks, TaskFailed
+
+    with pytest.raises(TaskFailed) as failed:
+        SparkTasks(spark_context).map(int, ["1", "x"])
+    assert str(failed.value) == "ValueError: invalid literal for int() with base 10: 'x'"

@@ -20,6 +20,7 @@ here imports pyspark: the job script hands in a :class:`TaskRunner` over its
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing
@@ -62,6 +63,10 @@ class TaskRunner(Protocol):
     def map(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]: ...
 
 
+class TaskFailed(RuntimeError):
+    """A Spark task raised: the message is the task's own Python error, not the JVM's trace."""
+
+
 class SparkTasks:
     """A :class:`TaskRunner` over a ``SparkContext``: one partition, one task, per item."""
 
@@ -72,7 +77,34 @@ class SparkTasks:
     def map(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]:
         if not items:
             return []
-        return self._context.parallelize(list(items), len(items)).map(function).collect()
+        rdd = self._context.parallelize(list(items), len(items)).map(function)
+        try:
+            return rdd.collect()
+        except Exception as error:  # py4j's Py4JJavaError wraps the task's Python traceback
+            raise TaskFailed(task_error(str(error))) from error
+
+
+_PYTHON_ERROR = re.compile(
+    r"^(?:[\w.]+\.)?\w+(?:Error|Exception|Failed|Exit)\w*: .+$", re.MULTILINE
+)
+
+
+def task_error(text: str) -> str:
+    """The last Python error line of a failed Spark job's message (its first line otherwise).
+
+    A task's exception reaches the driver as the JVM's ``PythonException``, whose text holds
+    the task's Python traceback and then Java stack frames; the ledger and the notice should
+    say what went wrong in the task, in one line.
+    """
+    python = text.split("\n\tat ", 1)[0]
+    lines = [
+        match.group(0).strip()
+        for match in _PYTHON_ERROR.finditer(python)
+        if not match.group(0).startswith(("org.", "py4j.", "java."))
+    ]
+    if lines:
+        return lines[-1]
+    return text.strip().splitlines()[0] if text.strip() else "a Spark task failed"
 
 
 def default_object_store() -> ObjectStore:
