@@ -77,7 +77,6 @@ class ReadRequest:
     work_bucket: str
     load_id: str
     block_bytes: int = DEFAULT_BLOCK_BYTES
-    spool_dir: Optional[str] = None
 
 
 class ReadEngine(Protocol):
@@ -170,7 +169,6 @@ def run_job(
                 args.work_bucket,
                 load_id,
                 block_bytes,
-                spool_dir,
             )
             with closing(open_source(s3, args.bucket, args.key, args.version_id)) as source:
                 _describe_source(summary, source)

@@ -13,7 +13,7 @@ import csv
 import datetime as dt
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import BinaryIO, Optional
 
 from flightpipe.etl.errors import FileRejected
 from flightpipe.etl.layouts import ColumnMap, resolve_columns
@@ -132,11 +132,11 @@ def validate_records(
 
 
 def read_whole_object(
-    stream: object, key: str, known: frozenset[int], spool: SpoolFiles, block_bytes: int
+    stream: BinaryIO, key: str, known: frozenset[int], spool: SpoolFiles, block_bytes: int
 ) -> ReadResult:
     """Read and validate a whole object in this process (the Python shell engine)."""
     timer = time.monotonic()
-    reader = CsvRecordReader(stream, block_bytes)  # type: ignore[arg-type]
+    reader = CsvRecordReader(stream, block_bytes)
     layout = read_layout(reader, key)
     read = ReadResult(layout.columns, layout.flight_date_source)
     read.counts = validate_records(reader, layout, known, spool)

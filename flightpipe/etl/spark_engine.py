@@ -44,8 +44,8 @@ from flightpipe.etl.splits import (
 )
 from flightpipe.etl.staging import (
     SpoolFiles,
+    load_staging_keys,
     rejects_part_key,
-    staged_keys,
     staged_part_key,
     upload,
 )
@@ -211,7 +211,7 @@ class SparkEngine:
         )
         splits = self._plan(job)
         scanned = time.monotonic()
-        staged.extend(staged_keys(request.load_id, len(splits)))
+        staged.extend(load_staging_keys(request.load_id, len(splits)))
         results = self._tasks.map(functools.partial(stage_split, job), splits)
         read = self._gather(sorted(results, key=lambda result: result.index), job, spool)
         read.timings_s = {

@@ -53,7 +53,7 @@ def manifest_key(load_id: str) -> str:
     return f"{staging_prefix(load_id)}manifest.json"
 
 
-def staged_keys(load_id: str, parts: int) -> list[str]:
+def load_staging_keys(load_id: str, parts: int) -> list[str]:
     """Every key a load with ``parts`` parts may have staged."""
     keys = [staged_part_key(load_id, part) for part in range(parts)]
     keys += [rejects_part_key(load_id, part) for part in range(parts)]
