@@ -23,6 +23,10 @@ from flightpipe.warehouse import DataApiWarehouse
 
 def main(argv: list) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Glue passes the job's arguments in sys.argv as --name value
+    # (https://docs.aws.amazon.com/glue/latest/dg/aws-glue-api-crawler-pyspark-extensions-get-resolved-options.html)
+    # and runs the script with its Spark context set up: getOrCreate joins it
+    # (https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-intro-tutorial.html).
     args = JobArgs.from_argv(argv)
     spark = SparkContext.getOrCreate()
     try:

@@ -119,8 +119,9 @@ class ObjectVersion:
     """The object every task reads: the same version the driver opened.
 
     Without a version id (an unversioned bucket) the tasks' ranged GETs carry the
-    driver's ETag as ``If-Match``, so an object replaced meanwhile fails the load
-    instead of mixing two files.
+    driver's ETag as ``If-Match``, which S3 answers with 412 Precondition Failed when the
+    object's ETag differs (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html),
+    so an object replaced meanwhile fails the load instead of mixing two files.
     """
 
     bucket: str
