@@ -332,6 +332,8 @@ class Deployer:
             "AWS::Glue::Job": self._job,
             "AWS::SecretsManager::Secret": self._secret,
             "AWS::IAM::Role": self._role,
+            "AWS::IAM::ManagedPolicy": self._managed_policy,
+            "AWS::S3::BucketPolicy": self._bucket_policy,
             "AWS::Logs::LogGroup": self._log_group,
             "AWS::RedshiftServerless::Namespace": self._namespace,
             "AWS::RedshiftServerless::Workgroup": self._workgroup,
@@ -524,16 +526,43 @@ class Deployer:
         return Resource(logical_id, "", arn, {"Id": arn})
 
     def _role(self, logical_id: str, p: dict[str, Any]) -> Resource:
+        """The role with its tags, inline policies and managed policies: the local stack's IAM
+        decides every call of the role's sessions from them."""
         name = p.get("RoleName") or self._name(logical_id)
-        document = p.get("AssumeRolePolicyDocument") or {}
-        role = self._clients("iam").create_role(
+        iam = self._clients("iam")
+        role = iam.create_role(
             RoleName=name,
             Path=p.get("Path", "/"),
-            AssumeRolePolicyDocument=document
-            if isinstance(document, str)
-            else json.dumps(document),
+            AssumeRolePolicyDocument=_policy_json(p.get("AssumeRolePolicyDocument") or {}),
+            Tags=[{"Key": t["Key"], "Value": str(t["Value"])} for t in p.get("Tags") or []],
         )["Role"]
+        for policy in p.get("Policies") or []:
+            iam.put_role_policy(
+                RoleName=name,
+                PolicyName=policy["PolicyName"],
+                PolicyDocument=_policy_json(policy["PolicyDocument"]),
+            )
+        for arn in p.get("ManagedPolicyArns") or []:
+            iam.attach_role_policy(RoleName=name, PolicyArn=arn)
         return Resource(logical_id, "", name, {"Arn": role["Arn"], "RoleId": role["RoleId"]})
+
+    def _managed_policy(self, logical_id: str, p: dict[str, Any]) -> Resource:
+        name = p.get("ManagedPolicyName") or self._name(logical_id, 128)
+        iam = self._clients("iam")
+        arn = iam.create_policy(
+            PolicyName=name,
+            Path=p.get("Path", "/"),
+            PolicyDocument=_policy_json(p["PolicyDocument"]),
+        )["Policy"]["Arn"]
+        for role in p.get("Roles") or []:
+            iam.attach_role_policy(RoleName=role, PolicyArn=arn)
+        return Resource(logical_id, "", arn, {"PolicyArn": arn})
+
+    def _bucket_policy(self, logical_id: str, p: dict[str, Any]) -> Resource:
+        self._clients("s3").put_bucket_policy(
+            Bucket=p["Bucket"], Policy=_policy_json(p["PolicyDocument"])
+        )
+        return Resource(logical_id, "", self._name(logical_id), {})
 
     def _log_group(self, logical_id: str, p: dict[str, Any]) -> Resource:
         name = p.get("LogGroupName") or self._name(logical_id, 512)
@@ -567,6 +596,10 @@ class Deployer:
         name = p.get("ClusterIdentifier") or self._name(logical_id, 63, lower=True)
         attributes = {"Endpoint.Address": "127.0.0.1", "Endpoint.Port": "5439"}
         return Resource(logical_id, "", name, attributes)
+
+
+def _policy_json(document: Any) -> str:
+    return document if isinstance(document, str) else json.dumps(document)
 
 
 def bucket_notification(spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -35,6 +35,9 @@ _PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.\-]+)>")
 _MISSING = object()
 
 StartListener = Callable[[str, str, dict], None]
+# starter(rule, target, execution input) -> execution ARN: how a target is started (the
+# stack starts it as the target's role; by default, straight through moto's backend).
+Starter = Callable[[Any, dict, str], str]
 
 
 def json_path_value(document: Any, path: str) -> Any:
@@ -155,12 +158,21 @@ def start_execution(state_machine_arn: str, execution_input: str) -> str:
     return execution.execution_arn
 
 
+def _start_in_backend(rule: Any, target: dict, execution_input: str) -> str:
+    return start_execution(target["Arn"], execution_input)
+
+
 def install(
-    patches: PatchSet, on_start: Optional[StartListener] = None, encode_keys: bool = False
+    patches: PatchSet,
+    on_start: Optional[StartListener] = None,
+    encode_keys: bool = False,
+    starter: Starter = _start_in_backend,
 ) -> None:
     """Deliver rule targets that are state machines; isolate delivery failures.
 
     ``encode_keys``: S3 events carry their object key URL-encoded (for every rule and target).
+    ``starter``: starts one target's execution (EventBridge calls ``StartExecution`` as the
+    target's ``RoleArn``).
     """
     original = SEAM_OWNER.__dict__[SEAM_NAME]
 
@@ -183,7 +195,7 @@ def install(
             try:
                 execution_input = target_input(target, original_event)
                 json.loads(execution_input)
-                arn = start_execution(target["Arn"], execution_input)
+                arn = starter(self, target, execution_input)
                 if on_start is not None:
                     on_start(self.name, arn, json.loads(execution_input))
             except Exception:

@@ -104,8 +104,11 @@ class JobRunner:
         environments: JobEnvironments,
         base_environment: Mapping[str, str],
         log_dir: Path,
+        credentials_for: Optional[Callable[[Any], Mapping[str, str]]] = None,
     ) -> None:
         self._repo = repo
+        # The job role's session: Glue runs the script with the role it assumed.
+        self._credentials_for = credentials_for
         self._fetch = fetch
         self._environments = environments
         self._base_environment = dict(base_environment)
@@ -164,6 +167,7 @@ class JobRunner:
         path = [str(libraries), *(str(m) for m in modules), str(SHIMS_DIR)]
         env = {
             **self._base_environment,
+            **(self._credentials_for(job) if self._credentials_for else {}),
             "PYTHONPATH": os.pathsep.join(path),
             "PYTHONNOUSERSITE": "1",
             "PYTHONDONTWRITEBYTECODE": "1",

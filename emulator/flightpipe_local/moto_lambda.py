@@ -34,7 +34,7 @@ import uuid
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from moto.awslambda import models as lambda_models
 
@@ -149,8 +149,11 @@ class FunctionRuntimes:
         base_environment: Mapping[str, str],
         log_dir: Path,
         max_environments: int = 6,
+        credentials_for: Optional[Callable[[Any], Mapping[str, str]]] = None,
     ) -> None:
         self._repo = repo
+        # The execution role's session, in the variables Lambda puts it in.
+        self._credentials_for = credentials_for
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._max_environments = max_environments
         self._work_dir = work_dir
@@ -215,8 +218,10 @@ class FunctionRuntimes:
 
     def _env(self, function: Any, task_root: Path) -> dict[str, str]:
         name = function.function_name
+        credentials = self._credentials_for(function) if self._credentials_for else {}
         return {
             **self._base_environment,
+            **credentials,
             "AWS_LAMBDA_FUNCTION_NAME": name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",

@@ -1,0 +1,115 @@
+"""Least privilege, both ways: what each role's calls used against what its policies grant.
+
+The local stack records every decision it takes for a stack role
+(:class:`~flightpipe_local.iam.enforcement.CallLog`). Set against the role's Allow
+statements, that gives per role the actions and resources its calls used, and every
+granted action on a granted resource that no recorded call needed: each such grant is
+either removed from serverless.yml or kept for a reason AWS has that the local stack
+cannot show (:data:`AWS_ONLY_GRANTS`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flightpipe_local.iam.enforcement import RecordedCall, role_policies
+from flightpipe_local.iam.patterns import action_matches, arn_matches
+
+# Granted actions no local run calls, and why AWS needs them (matched by action prefix).
+AWS_ONLY_GRANTS: Mapping[str, str] = {
+    "logs:": "CloudWatch Logs: Lambda, Glue and Step Functions write their logs there on AWS;"
+    " the local stack keeps them in files",
+    "xray:": "X-Ray tracing of the state machine on AWS; the local stack traces nothing",
+    "glue:BatchStopJobRun": "Step Functions stops the job run when the execution is stopped"
+    " or the task times out (glue:startJobRun.sync)",
+    "glue:GetJobRuns": "what glue:startJobRun.sync may call while it waits for the run, as"
+    " AWS's Step Functions guide lists it",
+    "s3:AbortMultipartUpload": "boto3 aborts a multipart upload whose part failed; the local"
+    " runs' uploads do not fail",
+    "s3:GetObjectVersion": "reads of an object by version id; which a run makes depends on"
+    " whether the event named a version",
+    "redshift-data:CancelStatement": "the Data API client cancels a statement it stops waiting"
+    " for (a Lambda or job timeout)",
+    "redshift-data:GetStatementResult": "results of a query statement; which role reads"
+    " results depends on the run",
+    "secretsmanager:GetSecretValue": "Data API sign-in with a secret (existingSecretArn), not"
+    " the default deployment's IAM credentials",
+}
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One granted action on one granted resource of a role's Allow statements."""
+
+    action: str
+    resource: str
+
+    def needed_by(self, call: RecordedCall) -> bool:
+        return (
+            call.allowed
+            and action_matches(self.action, call.action)
+            and (self.resource == "*" or arn_matches(self.resource, call.resource, None))
+        )
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def grants_of(policies: Iterable[Mapping[str, Any]]) -> list[Grant]:
+    """Every (action, resource) pair of the policies' Allow statements."""
+    grants: list[Grant] = []
+    for policy in policies:
+        for statement in _as_list(policy.get("Statement") or []):
+            if statement.get("Effect") != "Allow" or "Action" not in statement:
+                continue
+            for action in _as_list(statement["Action"]):
+                for resource in _as_list(statement.get("Resource", "*")):
+                    grants.append(Grant(str(action), str(resource)))
+    return grants
+
+
+def aws_only_reason(grant: Grant) -> str:
+    for prefix, reason in AWS_ONLY_GRANTS.items():
+        if grant.action == prefix or (prefix.endswith(":") and grant.action.startswith(prefix)):
+            return reason
+    return ""
+
+
+def role_report(role_name: str, grants: Sequence[Grant], calls: Sequence[RecordedCall]) -> dict:
+    """One role: the calls it made (allowed and refused), its grants no call needed."""
+    used = sorted({(c.action, c.resource) for c in calls if c.allowed})
+    refused = sorted({(c.action, c.resource) for c in calls if not c.allowed})
+    unused = [g for g in grants if not any(g.needed_by(c) for c in calls)]
+    return {
+        "role": role_name,
+        "calls": len(calls),
+        "used": [{"action": a, "resource": r} for a, r in used],
+        "refused": [{"action": a, "resource": r} for a, r in refused],
+        "granted": len(grants),
+        "unused": [
+            {"action": g.action, "resource": g.resource, "kept_because": aws_only_reason(g)}
+            for g in unused
+        ],
+    }
+
+
+def report(calls: Sequence[RecordedCall], role_names: Mapping[str, str]) -> list[dict]:
+    """Per role (``role_names``: role ARN → name, as deployed), used against granted."""
+    by_role: dict[str, list[RecordedCall]] = {arn: [] for arn in role_names}
+    for call in calls:
+        by_role.setdefault(call.role_arn, []).append(call)
+    return [
+        role_report(role_names.get(arn, arn), grants_of(role_policies(role_names[arn])), made)
+        for arn, made in sorted(by_role.items())
+        if arn in role_names
+    ]
+
+
+def write_report(path: Path, calls: Sequence[RecordedCall], role_names: Mapping[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report(calls, role_names), indent=2) + "\n", encoding="utf-8")
