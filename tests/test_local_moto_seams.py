@@ -24,14 +24,18 @@ from flightpipe_local import (
     moto_events,
     moto_glue_crawler,
     moto_glue_jobs,
+    moto_iam,
     moto_lambda,
     moto_redshift_data,
+    moto_sfn_credentials,
     moto_sfn_glue,
     moto_sfn_overheads,
     moto_sfn_time,
     moto_sns,
 )
 from flightpipe_local._patching import PatchSet
+from flightpipe_local.iam.enforcement import Authorizer
+from flightpipe_local.iam.sessions import AssumeRoleRefused, RoleSessions
 
 REGION = "us-east-1"
 
@@ -397,3 +401,104 @@ def test_step_functions_overheads_patch_memoises_json_paths_and_shares_clients()
         assert factory(REGION, "glue") is factory(REGION, "glue")
         assert factory(REGION, "glue") is not factory(REGION, "sns")
     assert json_path.parse("$.a.b") is not json_path.parse("$.a.b")  # restored
+
+
+def test_the_iam_hooks_are_moto_authorization_methods_with_their_arguments() -> None:
+    assert parameters(moto_iam.SEAM_OWNER, moto_iam.NORMAL_SEAM) == ["self", "resource"]
+    assert parameters(moto_iam.SEAM_OWNER, moto_iam.S3_SEAM) == ["self", "bucket_name", "key_name"]
+    assert parameters(moto_iam.BUCKET_SEAM_OWNER, moto_iam.BUCKET_SEAM) == [
+        "self",
+        "action",
+        "resource",
+    ]
+    assert parameters(moto_iam.s3_notifications, moto_iam.QUEUE_DELIVERY_SEAM) == [
+        "account_id",
+        "event_body",
+        "queue_name",
+        "region_name",
+    ]
+
+
+def test_the_sfn_client_seam_is_imported_by_name_by_every_listed_module() -> None:
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    assert parameters(boto_client, moto_sfn_credentials.SEAM_NAME) == [
+        "region",
+        "service",
+        "state_credentials",
+    ]
+    original = vars(boto_client)[moto_sfn_credentials.SEAM_NAME]
+    for name in moto_sfn_credentials.USER_MODULES:
+        module = importlib.import_module(name)
+        assert vars(module)[moto_sfn_credentials.SEAM_NAME] is original, name
+
+
+@mock_aws
+def test_a_role_session_from_moto_sts_is_found_by_its_access_key() -> None:
+    from moto.sts.models import sts_backends
+
+    iam = boto3.client("iam", region_name=REGION)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    arn = iam.create_role(RoleName="r", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    credentials = RoleSessions(REGION).assume(arn, "lambda.amazonaws.com", "s")
+    backend = sts_backends["123456789012"]["aws"]
+    session = backend.get_assumed_role_from_access_key(credentials.access_key_id)
+    assert (session.role_arn, session.session_name) == (arn, "s")
+    assert session.arn == "arn:aws:sts::123456789012:assumed-role/r/s"
+    with pytest.raises(AssumeRoleRefused):
+        RoleSessions(REGION).assume(arn, "glue.amazonaws.com", "s")
+
+
+@mock_aws
+def test_a_session_call_is_refused_with_the_services_error_and_allowed_once_granted() -> None:
+    iam = boto3.client("iam", region_name=REGION)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "glue.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    arn = iam.create_role(RoleName="j", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    boto3.client("glue", region_name=REGION).create_crawler(
+        Name="c", Role=arn, Targets={"S3Targets": [{"Path": "s3://b/"}]}
+    )
+    credentials = RoleSessions(REGION).assume(arn, "glue.amazonaws.com", "s")
+    session_glue = boto3.client("glue", region_name=REGION, **credentials.client_arguments())
+    authorizer = Authorizer()
+    with patched() as patches:
+        moto_iam.install(patches, authorizer)
+        with pytest.raises(session_glue.exceptions.ClientError) as refused:
+            session_glue.get_crawler(Name="c")
+        allow = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "glue:GetCrawler",
+                    "Resource": "arn:aws:glue:us-east-1:123456789012:crawler/c",
+                }
+            ],
+        }
+        iam.put_role_policy(RoleName="j", PolicyName="p", PolicyDocument=json.dumps(allow))
+        assert session_glue.get_crawler(Name="c")["Crawler"]["Name"] == "c"
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "glue:GetCrawler on resource: arn:aws:glue:us-east-1:123456789012:crawler/c" in str(
+        refused.value
+    )
+    assert [(c.action, c.allowed) for c in authorizer.log.calls] == [
+        ("glue:GetCrawler", False),
+        ("glue:GetCrawler", True),
+    ]

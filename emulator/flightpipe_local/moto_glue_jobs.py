@@ -105,8 +105,11 @@ class JobRunner:
         base_environment: Mapping[str, str],
         log_dir: Path,
         credentials_for: Optional[Callable[[Any], Mapping[str, str]]] = None,
+        fetch_as: Optional[Callable[[Any], ObjectFetcher]] = None,
     ) -> None:
         self._repo = repo
+        # Glue reads a job's script and libraries from S3 as the job's role.
+        self._fetch_as = fetch_as
         # The job role's session: Glue runs the script with the role it assumed.
         self._credentials_for = credentials_for
         self._fetch = fetch
@@ -153,14 +156,15 @@ class JobRunner:
         command = job.command or {}
         python = glue_runtime(command, job.glue_version).python(self._repo)
         arguments = dict(run.arguments or {})
-        script = self._fetch(command.get("ScriptLocation", ""), workdir)
-        extra = [self._fetch(uri, workdir) for uri in split_list(arguments.get("--extra-py-files"))]
+        fetch = self._fetch_as(job) if self._fetch_as else self._fetch
+        script = fetch(command.get("ScriptLocation", ""), workdir)
+        extra = [fetch(uri, workdir) for uri in split_list(arguments.get("--extra-py-files"))]
         wheels = [path for path in extra if path.suffix == ".whl"]
         modules = [path for path in extra if path.suffix != ".whl"]
         requirements = []
         for module in split_list(arguments.get("--additional-python-modules")):
             if module.startswith("s3://"):  # a wheel in S3, installed like a PyPI requirement
-                wheels.append(self._fetch(module, workdir))
+                wheels.append(fetch(module, workdir))
             else:
                 requirements.append(module)
         libraries = self._environments.libraries(python, wheels, requirements)

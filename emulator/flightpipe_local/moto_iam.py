@@ -6,30 +6,40 @@ keys pass as an administrator's do; a role session's call is decided from the de
 policies and refused with the error its service returns on AWS, so Retry and Catch in the
 state machine see what they would see there (``Glue.AccessDeniedException``,
 ``Lambda.AccessDeniedException``, ``SNS.AuthorizationErrorException``, S3's 403
-``AccessDenied``).
+``AccessDenied``). S3's deliveries to a queue are judged by the queue's policy, and moto's
+own check of a bucket policy judges its conditions (moto ignores them).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
 from moto.core import authorization
 from moto.core.exceptions import JsonRESTError, _RESTError
 from moto.s3 import models as s3_models
+from moto.s3 import notifications as s3_notifications
 from moto.s3.exceptions import S3ClientError
 
 from flightpipe_local._patching import PatchSet
 from flightpipe_local.deploy import ACCOUNT_ID
 from flightpipe_local.iam import calls
 from flightpipe_local.iam.caller import ADMINISTRATOR, Caller
-from flightpipe_local.iam.enforcement import Authorizer, access_key_of, signing_name_of
+from flightpipe_local.iam.enforcement import (
+    Authorizer,
+    access_key_of,
+    resource_policies,
+    signing_name_of,
+)
 from flightpipe_local.iam.policy import EXPLICIT_DENY, Principal, Request, evaluate
 
 SEAM_OWNER = authorization.ActionAuthenticatorMixin
 BUCKET_SEAM_OWNER = s3_models.FakeBucket
 BUCKET_SEAM = "get_permission"
+QUEUE_DELIVERY_SEAM = "_send_sqs_message"
+LOG = logging.getLogger(__name__)
 NORMAL_SEAM = "_authenticate_and_authorize_normal_action"
 S3_SEAM = "_authenticate_and_authorize_s3_action"
 
@@ -135,6 +145,45 @@ def install(patches: PatchSet, authorizer: Authorizer) -> None:
     patches.replace(SEAM_OWNER, NORMAL_SEAM, authorize_normal_action)
     patches.replace(SEAM_OWNER, S3_SEAM, authorize_s3_action)
     patches.replace(BUCKET_SEAM_OWNER, BUCKET_SEAM, get_permission)
+    original_send = s3_notifications.__dict__[QUEUE_DELIVERY_SEAM]
+
+    def send_sqs_message(account_id: str, event_body: Any, queue_name: str, region: str) -> None:
+        queue_arn = f"arn:aws:sqs:{region}:{account_id}:{queue_name}"
+        bucket = _bucket_of_event(event_body)
+        if bucket and not service_may_send(queue_arn, bucket, account_id):
+            LOG.warning("S3 may not send to %s (its queue policy): event dropped", queue_arn)
+            return
+        original_send(account_id, event_body, queue_name, region)
+
+    patches.replace(s3_notifications, QUEUE_DELIVERY_SEAM, send_sqs_message)
+
+
+def _bucket_of_event(event_body: Any) -> Optional[str]:
+    """The bucket an S3 notification (or S3's test event) is about."""
+    if not isinstance(event_body, Mapping):
+        return None
+    records = event_body.get("Records") or []
+    if records:
+        return records[0].get("s3", {}).get("bucket", {}).get("name")
+    return event_body.get("Bucket")
+
+
+def service_may_send(queue_arn: str, bucket: str, account_id: str) -> bool:
+    """Whether the queue's policy lets S3 send it this bucket's events: S3 delivers as its
+    service principal, with the bucket in ``aws:SourceArn`` and its owner in
+    ``aws:SourceAccount``
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/grant-destinations-permissions-to-s3.html)."""
+    request = Request(
+        action="sqs:SendMessage",
+        resource=queue_arn,
+        principal=Principal.service("s3.amazonaws.com"),
+        context={
+            "aws:SourceArn": f"arn:aws:s3:::{bucket}",
+            "aws:SourceAccount": account_id,
+            "aws:SecureTransport": True,
+        },
+    )
+    return evaluate(request, (), resource_policies(queue_arn)).allowed
 
 
 def bucket_policy_permission(policy: Optional[bytes], action: str, resource: str) -> Any:
