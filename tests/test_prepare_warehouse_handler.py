@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
 
+import boto3
 import pytest
 from conftest import TEST_BUCKET
 from test_crawler_handlers import FakeLambdaContext
@@ -17,7 +20,8 @@ from handlers import prepare_warehouse
 pytestmark = pytest.mark.warehouse
 
 WORKGROUP = "flightpipe-test"
-ADMIN_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:admin"
+# The namespace's admin user, whose secret (RedshiftAdminSecret) the stack creates.
+ADMIN_USER = "pipeline_admin"
 COPY_ROLE = "arn:aws:iam::123456789012:role/copy"
 
 
@@ -35,6 +39,10 @@ class ShortLivedContext(FakeLambdaContext):
 def data_api(redshift_standin, warehouse, s3, monkeypatch):
     """The Data API served by the embedded warehouse, and the function's environment."""
     monkeypatch.delenv("REDSHIFT_SECRET_ARN", raising=False)
+    admin_secret = boto3.client("secretsmanager", region_name="us-east-1").create_secret(
+        Name="flightpipe-test-admin",
+        SecretString=json.dumps({"username": ADMIN_USER, "password": "Admin-Passw0rd"}),
+    )["ARN"]
     for name, value in {
         "DATA_BUCKET": TEST_BUCKET,
         "AIRPORTS_KEY": "dimensions/airports.csv",
@@ -42,11 +50,13 @@ def data_api(redshift_standin, warehouse, s3, monkeypatch):
         "REDSHIFT_WORKGROUP": WORKGROUP,
         # As deployed with a created namespace: the pipeline signs in with IAM credentials
         # (no secret of its own); only this function holds the admin secret, to bootstrap.
-        "REDSHIFT_ADMIN_SECRET_ARN": ADMIN_SECRET,
+        "REDSHIFT_ADMIN_SECRET_ARN": admin_secret,
         "REDSHIFT_COPY_ROLE_ARN": COPY_ROLE,
     }.items():
         monkeypatch.setenv(name, value)
-    api = moto_redshift_data.LocalDataApi(redshift_standin, workgroups=[WORKGROUP])
+    api = moto_redshift_data.LocalDataApi(
+        redshift_standin, workgroups=[WORKGROUP], admin_users={WORKGROUP: ADMIN_USER}
+    )
     patches = PatchSet()
     moto_redshift_data.install(patches, api)
     yield api
@@ -84,11 +94,15 @@ def test_only_the_bootstrap_runs_as_admin_the_pipeline_statements_do_not(data_ap
     _upload_airports(s3, shared_data)
     data_api._standin.execute_batch(["DROP TABLE IF EXISTS airlines.ddl_applied"])  # DDL changed
     prepare_warehouse.handler({"key": "incoming/a.csv"}, FakeLambdaContext())
+    admin_secret = os.environ["REDSHIFT_ADMIN_SECRET_ARN"]
     as_admin, as_pipeline = [], []
     for statement in data_api._statements.values():
-        side = as_admin if statement.target.get("SecretArn") == ADMIN_SECRET else as_pipeline
+        side = as_admin if statement.target.get("SecretArn") == admin_secret else as_pipeline
         side.extend(statement.sqls)
     admin_sql, pipeline_sql = "\n".join(as_admin), "\n".join(as_pipeline)
+    assert {s.db_user for s in data_api._statements.values() if s.target.get("SecretArn")} == {
+        None
+    }  # the admin's secret signs in as the superuser
     assert "CREATE TABLE IF NOT EXISTS airlines.airports_dim" in admin_sql
     assert "TO ROLE flightpipe" in admin_sql
     assert "COPY airlines.airports_dim" in pipeline_sql

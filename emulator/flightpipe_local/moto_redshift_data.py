@@ -11,6 +11,16 @@ with sub-statements, ``GetStatementResult`` returns the real rows in the Data
 API's record format, and ``CancelStatement`` aborts. Only the deployed workgroup or
 cluster is accepted. Tests inject a failure into a statement with
 :meth:`LocalDataApi.inject_failure`.
+
+Each request signs in as Redshift would sign it in (:mod:`flightpipe_local.data_api_sign_in`):
+the caller is authorized for the credentials it uses when it calls ``ExecuteStatement`` or
+``BatchExecuteStatement``, and every statement then runs as that database user — a secret's
+user, ``IAMR:<role name>`` with the roles of its ``RedshiftDbRoles`` tag, or a cluster's
+``DbUser`` — so a missing grant fails as on Redshift (``permission denied for schema …``).
+Only the target's admin user, and the person's own clients without a secret, run as the
+superuser. Each statement records its owner's IAM user id (``aws:userid``), which the
+Data API's ``redshift-data:statement-owner-iam-userid`` condition key compares
+(https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonredshiftdataapi.html).
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
@@ -33,7 +43,23 @@ from moto.redshiftdata import responses as redshiftdata_responses
 from moto.redshiftdata.exceptions import ResourceNotFoundException, ValidationException
 
 from flightpipe_local._patching import PatchSet
-from flightpipe_local.redshift_standin import QueryResult, RedshiftStandIn, StandInSqlError
+from flightpipe_local.data_api_sign_in import (
+    SUPERUSER,
+    SecretReader,
+    SignIn,
+    admin_users_of,
+    moto_secret_reader,
+    sign_in_for,
+)
+from flightpipe_local.deploy import ACCOUNT_ID
+from flightpipe_local.iam.caller import ADMINISTRATOR, Caller
+from flightpipe_local.redshift_standin import (
+    QueryResult,
+    RedshiftStandIn,
+    StandInAuthenticationError,
+    StandInSqlError,
+)
+from flightpipe_local.template import DEFAULT_REGION
 
 SEAM_OWNER = redshiftdata_responses.RedshiftDataAPIServiceResponse
 REPLACED = ("execute_statement", "describe_statement", "get_statement_result", "cancel_statement")
@@ -66,6 +92,15 @@ class Statement:
     updated_at: float = field(default_factory=time.time)
     started: Optional[float] = None
     cancel_requested: bool = False
+    # The IAM user id (aws:userid) of the caller that ran it: the statement's owner.
+    owner_userid: Optional[str] = None
+    # Who its statements run as (the superuser unless signed in as a database user).
+    sign_in: SignIn = SUPERUSER
+
+    @property
+    def db_user(self) -> Optional[str]:
+        """The database user the statements ran as; None for the superuser."""
+        return self.sign_in.user
 
     def describe(self) -> dict[str, Any]:
         duration = int(((self.updated_at - self.started) if self.started else 0) * 1e9)
@@ -149,10 +184,19 @@ class LocalDataApi:
         clusters: Sequence[str] = (),
         max_workers: int = 4,
         settle_seconds: float = 0.5,
+        *,
+        read_secret: SecretReader = moto_secret_reader,
+        admin_users: Optional[Mapping[str, str]] = None,
     ) -> None:
+        """``read_secret(secret_id, region, account)`` reads a secret's JSON document (by
+        default from moto's Secrets Manager); ``admin_users`` maps a workgroup or cluster to
+        its admin user's name, whose secret signs in as the superuser (see
+        :meth:`register_admins`)."""
         self._standin = standin
         self.workgroups = set(workgroups)
         self.clusters = set(clusters)
+        self.admin_users: dict[str, str] = dict(admin_users or {})
+        self.read_secret = read_secret
         self._statements: dict[str, Statement] = {}
         self._faults: list[_Fault] = []
         self._settle = settle_seconds
@@ -169,10 +213,46 @@ class LocalDataApi:
         with self._lock:
             self._faults.append(_Fault(lambda sql: needle in sql.lower(), message, times))
 
-    def submit(self, sqls: list[str], is_batch: bool, params: dict[str, Any]) -> Statement:
+    def register_admins(self, deployment: Any, account: str = ACCOUNT_ID) -> dict[str, str]:
+        """Learn each deployed workgroup's and cluster's admin user from the deployment
+        (a :class:`flightpipe_local.deploy.Deployment`): the namespace's ``AdminUsername``,
+        i.e. the username in RedshiftAdminSecret. Returns what it learnt."""
+        admins = admin_users_of(deployment, self.read_secret, account)
+        self.admin_users.update(admins)
+        return admins
+
+    def submit(
+        self,
+        sqls: list[str],
+        is_batch: bool,
+        params: dict[str, Any],
+        caller: Caller,
+        *,
+        region: str = DEFAULT_REGION,
+        account: str = ACCOUNT_ID,
+    ) -> Statement:
+        """Accept a request of ``caller``: validated, authorized and signed in as Redshift
+        would (raising the Data API's error when IAM refuses it), then run asynchronously."""
         if not sqls or not all(isinstance(sql, str) and sql.strip() for sql in sqls):
             raise ValidationException("Sql must be a non-empty string")
-        statement = Statement(str(uuid.uuid4()), list(sqls), is_batch, self._target(params))
+        target = self._target(params)
+        name = params.get("WorkgroupName") or params.get("ClusterIdentifier")
+        sign_in = sign_in_for(
+            caller,
+            params,
+            region=region,
+            account=account,
+            read_secret=self.read_secret,
+            admin_user=self.admin_users.get(name),
+        )
+        statement = Statement(
+            str(uuid.uuid4()),
+            list(sqls),
+            is_batch,
+            target,
+            owner_userid=caller.userid,
+            sign_in=sign_in,
+        )
         with self._lock:
             self._statements[statement.id] = statement
         future = self._pool.submit(self._run, statement)
@@ -181,6 +261,14 @@ class LocalDataApi:
         with contextlib.suppress(FuturesTimeout):
             future.result(timeout=self._settle)
         return statement
+
+    def statement_owner(self, statement_id: str) -> Optional[str]:
+        """The IAM user id of the caller that ran the statement (or a sub-statement of it),
+        for ``redshift-data:statement-owner-iam-userid``; None for an unknown id."""
+        base_id = (statement_id or "").split(":")[0]
+        with self._lock:
+            statement = self._statements.get(base_id)
+        return statement.owner_userid if statement is not None else None
 
     def get(self, statement_id: str) -> Statement:
         base_id = (statement_id or "").split(":")[0]
@@ -251,17 +339,19 @@ class LocalDataApi:
             statement.started = statement.updated_at = time.time()
         sqls = self._with_faults(statement.sqls)
         try:
-            results = self._standin.execute_batch(sqls)
+            user = self._signed_in(statement.sign_in)
+            results = self._standin.execute_batch(sqls, user=user)
         except StandInSqlError as error:
             failed = min(error.statement_index, len(sqls) - 1)
             with self._lock:
                 statement.sub_status = (
                     ["FINISHED"] * failed + ["FAILED"] + ["ABORTED"] * (len(sqls) - failed - 1)
                 )
+                severity = "FATAL" if isinstance(error, StandInAuthenticationError) else "ERROR"
                 if statement.cancel_requested:
                     self._finish(statement, "ABORTED", "Query cancelled by the user")
                 else:
-                    self._finish(statement, "FAILED", f"ERROR: {error}")
+                    self._finish(statement, "FAILED", f"{severity}: {error}")
             return
         except Exception as error:  # the warehouse itself broke
             with self._lock:
@@ -271,6 +361,14 @@ class LocalDataApi:
             statement.results = results
             statement.sub_status = ["FINISHED"] * len(sqls)
             self._finish(statement, "FINISHED", None)
+
+    def _signed_in(self, sign_in: SignIn) -> Optional[str]:
+        """Sign in as the warehouse does when the Data API opens the request's session."""
+        if sign_in.user is None:
+            return None
+        return self._standin.sign_in(
+            sign_in.user, password=sign_in.password, create=sign_in.create, roles=sign_in.roles
+        )
 
     def _finish(self, statement: Statement, status: str, error: Optional[str]) -> None:
         statement.status = status
@@ -308,19 +406,36 @@ def _respond(payload: dict[str, Any]) -> tuple[int, dict[str, str], str]:
     return 200, {}, json.dumps(payload)
 
 
-def install(patches: PatchSet, api: LocalDataApi) -> None:
-    """Serve the Data API's operations from ``api``."""
+def _administrator(response: Any) -> Caller:
+    return ADMINISTRATOR
+
+
+def install(
+    patches: PatchSet, api: LocalDataApi, caller_of: Callable[[Any], Caller] = _administrator
+) -> None:
+    """Serve the Data API's operations from ``api``; ``caller_of(response)`` is the caller of
+    the request a moto response object is serving (by default the administrator)."""
 
     def _submitted(statement: Statement) -> tuple[int, dict[str, str], str]:
         return _respond({"Id": statement.id, "CreatedAt": statement.created_at, **statement.target})
 
+    def _submit(self: Any, sqls: list[str], is_batch: bool, params: dict[str, Any]) -> Statement:
+        return api.submit(
+            sqls,
+            is_batch,
+            params,
+            caller_of(self),
+            region=getattr(self, "region", None) or DEFAULT_REGION,
+            account=getattr(self, "current_account", None) or ACCOUNT_ID,
+        )
+
     def execute_statement(self: Any) -> tuple[int, dict[str, str], str]:
         params = json.loads(self.body or "{}")
-        return _submitted(api.submit([params.get("Sql", "")], False, params))
+        return _submitted(_submit(self, [params.get("Sql", "")], False, params))
 
     def batch_execute_statement(self: Any) -> tuple[int, dict[str, str], str]:
         params = json.loads(self.body or "{}")
-        return _submitted(api.submit(list(params.get("Sqls") or []), True, params))
+        return _submitted(_submit(self, list(params.get("Sqls") or []), True, params))
 
     def describe_statement(self: Any) -> tuple[int, dict[str, str], str]:
         return _respond(api.get(self._get_param("Id")).describe())

@@ -17,7 +17,10 @@ bridges the few places where the project's Redshift dialect differs:
 - transactions run under the isolation Redshift uses by default, snapshot
   isolation (PostgreSQL's ``REPEATABLE READ``), or optionally serializable, and a
   transaction that loses a conflict fails with Redshift's error text
-  (``1023 DETAIL: Serializable isolation violation on table - …``).
+  (``1023 DETAIL: Serializable isolation violation on table - …``);
+- statements can run as a database user (:meth:`RedshiftStandIn.sign_in`, then
+  ``execute_batch(…, user=…)``), whose privileges alone apply, and a missing
+  privilege fails with Redshift's words (``permission denied for relation …``).
 
 Every :meth:`RedshiftStandIn.query` runs in its own session, and every
 :meth:`RedshiftStandIn.execute_batch` in one session and one transaction — the
@@ -26,7 +29,10 @@ same contract as the Redshift Data API.
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hashlib
+import hmac
 import io
 import json
 import re
@@ -45,6 +51,11 @@ from flightpipe.warehouse.port import Row, StatementError
 ObjectBody = Union[bytes, BinaryIO]
 S3Reader = Callable[[str, str], ObjectBody]
 S3Lister = Callable[[str, str], list]
+# copy_reader_for_role(role) -> (reader, lister) that COPY reads S3 through. ``role`` is the
+# ARN that COPY names (IAM_ROLE '<arn>'), "default" for IAM_ROLE DEFAULT, or None when COPY
+# names no role. On AWS that role, not the signed-in user, reads the objects:
+# https://docs.aws.amazon.com/redshift/latest/mgmt/copy-unload-iam-role.html
+CopyReaderFactory = Callable[[Optional[str]], tuple[S3Reader, Optional[S3Lister]]]
 
 _COPY_CHUNK_BYTES = 1 << 20
 # Settings every session gets: Redshift reads backslashes in string literals as escapes.
@@ -79,6 +90,29 @@ _SVV_ROLES_VIEW = (
     "SELECT oid::integer AS role_id, rolname::varchar(128) AS role_name, "
     "NULL::varchar(128) AS role_owner, NULL::varchar(128) AS external_id "
     "FROM pg_roles WHERE NOT rolcanlogin"
+)
+# Redshift's system views are visible to every user; the stand-in's svv_roles too.
+# (Not granted: Redshift's default CREATE on schema public for all users, "By default, all
+# users have CREATE and USAGE permissions on the PUBLIC schema",
+# https://docs.aws.amazon.com/redshift/latest/dg/r_Schemas_and_tables-schema-based-privileges.html;
+# PostgreSQL 15+ gives PUBLIC only USAGE there, and the pipeline creates nothing in it.)
+_PUBLIC_GRANTS = ("GRANT SELECT ON public.svv_roles TO PUBLIC",)
+# A failed sign-in, as PostgreSQL (and Redshift, its fork) reports a failed password
+# authentication, whether the user is missing, may not log in, or the password is wrong.
+AUTHENTICATION_FAILED = 'password authentication failed for user "{user}"'
+# PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes (Redshift allows 128).
+_MAX_NAME_BYTES = 63
+# PostgreSQL 16 names the kind of relation it refuses; Redshift (forked from PostgreSQL 8)
+# says "relation", e.g. "permission denied for relation stl_insert" on Redshift Serverless
+# (https://github.com/mage-ai/mage-ai/issues/2754) and "permission denied for relation
+# svv_table_info" (https://github.com/dbeaver/dbeaver/issues/40126); schemas keep their word:
+# "permission denied for schema pg_automv" (https://github.com/awslabs/amazon-redshift-utils/pull/638).
+_RELATION_DENIED = re.compile(
+    r"^permission denied for (?:table|view|materialized view|sequence|foreign table) (?P<name>.+)$",
+    re.S,
+)
+_PASSWORD_DISABLE = re.compile(
+    r"^(\s*(?:CREATE|ALTER)\s+USER\s.*?\bPASSWORD\s+)DISABLE\b", re.I | re.S
 )
 _GRANT = re.compile(r"^\s*(?:GRANT|REVOKE)\b", re.I)
 _TO_ROLE = re.compile(r"\b(TO|FROM)\s+ROLE\s+", re.I)
@@ -126,8 +160,9 @@ _COPY_OPTION = re.compile(
       | IGNOREHEADER\s+(?:AS\s+)?(?P<ignoreheader>\d+)
       | DELIMITER\s+(?:AS\s+)?'(?P<delimiter>[^']+)'
       | NULL\s+(?:AS\s+)?'(?P<null>(?:[^']|'')*)'
+      | IAM_ROLE\s+(?:AS\s+)?(?:'(?P<iam_role>(?:[^']|'')*)'|(?P<iam_role_default>DEFAULT))
       | (?P<ignored>
-            (?:IAM_ROLE|CREDENTIALS|REGION|DATEFORMAT|TIMEFORMAT)\s+(?:AS\s+)?
+            (?:CREDENTIALS|REGION|DATEFORMAT|TIMEFORMAT)\s+(?:AS\s+)?
                 (?:'(?:[^']|'')*'|DEFAULT)
           | EMPTYASNULL | BLANKSASNULL | ACCEPTINVCHARS | TRUNCATECOLUMNS | STATUPDATE\s+\w+
           | COMPUPDATE\s+\w+ | TRIMBLANKS)
@@ -142,6 +177,10 @@ class StandInSqlError(RuntimeError):
     def __init__(self, message: str, statement_index: int = 0) -> None:
         super().__init__(message)
         self.statement_index = statement_index
+
+
+class StandInAuthenticationError(StandInSqlError):
+    """A sign-in failed: no statement ran (PostgreSQL reports it as FATAL, not ERROR)."""
 
 
 @dataclass
@@ -175,6 +214,8 @@ class CopyFromS3:
     delimiter: Optional[str] = None
     null: Optional[str] = None
     manifest: bool = False
+    # The role COPY names: its ARN, "default" (IAM_ROLE DEFAULT), or None (no IAM_ROLE).
+    iam_role: Optional[str] = None
 
     def postgres_copy(self) -> str:
         """The equivalent ``COPY … FROM STDIN`` for PostgreSQL."""
@@ -232,9 +273,18 @@ def enforce_byte_lengths(statement: str) -> str:
     return _CHARACTER_COLUMN.sub(with_check, statement)
 
 
+def translate_password_disable(statement: str) -> str:
+    """Redshift's ``CREATE/ALTER USER … PASSWORD DISABLE`` as PostgreSQL's ``PASSWORD NULL``:
+    the user can sign in only with temporary credentials
+    (https://docs.aws.amazon.com/redshift/latest/dg/r_CREATE_USER.html)."""
+    return _PASSWORD_DISABLE.sub(r"\1NULL", statement)
+
+
 def translate_statement(statement: str) -> str:
     """The PostgreSQL form of one Redshift statement (other than ``COPY`` from S3)."""
-    return translate_role_grants(enforce_byte_lengths(strip_table_attributes(statement)))
+    return translate_password_disable(
+        translate_role_grants(enforce_byte_lengths(strip_table_attributes(statement)))
+    )
 
 
 def parse_copy_from_s3(statement: str) -> Optional[CopyFromS3]:
@@ -277,6 +327,10 @@ def _read_copy_option(option: re.Match, settings: dict[str, Any]) -> None:
         settings["delimiter"] = option.group("delimiter")
     elif option.group("null") is not None:
         settings["null"] = option.group("null").replace("''", "'")
+    elif option.group("iam_role") is not None:
+        settings["iam_role"] = _redshift_string_value(option.group("iam_role"))
+    elif option.group("iam_role_default"):
+        settings["iam_role"] = "default"
 
 
 def _redshift_string_value(body: str) -> str:
@@ -288,6 +342,37 @@ def _pg_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def database_name(name: str) -> str:
+    """``name`` as PostgreSQL stores it: truncated to 63 bytes (on a character boundary)."""
+    return name.encode("utf-8")[:_MAX_NAME_BYTES].decode("utf-8", errors="ignore")
+
+
+def password_matches(stored: Optional[str], user: str, password: str) -> bool:
+    """Whether ``password`` is the one PostgreSQL stored for ``user`` (``pg_authid.rolpassword``:
+    a SCRAM-SHA-256 verifier, RFC 7677 / RFC 5802, or an MD5 hash of password and user name,
+    https://www.postgresql.org/docs/16/catalog-pg-authid.html). No stored password
+    (PASSWORD NULL, Redshift's PASSWORD DISABLE) matches nothing."""
+    if not stored:
+        return False
+    if stored.startswith("SCRAM-SHA-256$"):
+        try:
+            head, keys = stored[len("SCRAM-SHA-256$") :].split("$")
+            iterations, salt = head.split(":")
+            stored_key = keys.split(":")[0]
+            salted = hashlib.pbkdf2_hmac(
+                "sha256", password.encode("utf-8"), base64.b64decode(salt), int(iterations)
+            )
+        except ValueError:
+            return False
+        client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+        computed = base64.b64encode(hashlib.sha256(client_key).digest()).decode("ascii")
+        return hmac.compare_digest(computed, stored_key)
+    if stored.startswith("md5"):
+        digest = "md5" + hashlib.md5((password + user).encode("utf-8")).hexdigest()
+        return hmac.compare_digest(digest, stored)
+    return False
+
+
 class RedshiftStandIn:
     """Embedded PostgreSQL speaking the project's Redshift SQL.
 
@@ -297,6 +382,11 @@ class RedshiftStandIn:
     which gives ``COPY`` Redshift's prefix semantics (without it the prefix
     must name one object). ``isolation`` is ``"snapshot"`` (Redshift's default,
     PostgreSQL's ``REPEATABLE READ``) or ``"serializable"``.
+
+    ``copy_reader_for_role(role)`` gives the reader and lister a ``COPY`` naming that IAM
+    role reads S3 through (see :data:`CopyReaderFactory`); by default every ``COPY``
+    reads through ``s3_reader`` and ``s3_lister``. It is also a public attribute, to be
+    set once the S3 endpoint that reads as a role exists.
     """
 
     def __init__(
@@ -305,6 +395,7 @@ class RedshiftStandIn:
         s3_reader: S3Reader,
         s3_lister: Optional[S3Lister] = None,
         isolation: str = DEFAULT_ISOLATION,
+        copy_reader_for_role: Optional[CopyReaderFactory] = None,
     ) -> None:
         import pgserver  # imported here: only local runs need the server package
 
@@ -315,14 +406,19 @@ class RedshiftStandIn:
 
         self._data_dir = Path(data_dir).expanduser().resolve()
         self._data_dir.mkdir(parents=True, exist_ok=True)
-        self._read_object = s3_reader
-        self._list_keys = s3_lister
+        self.copy_reader_for_role: CopyReaderFactory = copy_reader_for_role or (
+            lambda role: (s3_reader, s3_lister)
+        )
         self._server = pgserver.get_server(self._data_dir, cleanup_mode="stop")
         self._uri = self._server.get_uri()
         self._lock = threading.Lock()
+        self._sign_in_lock = threading.Lock()
         with psycopg.connect(self._uri, autocommit=True) as connection:
             connection.execute(_GETDATE_FUNCTION)
             connection.execute(_SVV_ROLES_VIEW)
+            for grant in _PUBLIC_GRANTS:
+                connection.execute(grant)
+            self.superuser: str = connection.execute("SELECT current_user").fetchone()[0]
 
     @property
     def uri(self) -> str:
@@ -340,23 +436,35 @@ class RedshiftStandIn:
         """A plain PostgreSQL session: no Redshift translation is applied."""
         return psycopg.connect(self._uri)
 
-    def query(self, sql: str, *, role: Optional[str] = None) -> QueryResult:
+    def query(
+        self, sql: str, *, role: Optional[str] = None, user: Optional[str] = None
+    ) -> QueryResult:
         """Run one statement in its own session, committed when it succeeds."""
-        return self.execute_batch([sql], role=role)[0]
+        return self.execute_batch([sql], role=role, user=user)[0]
 
     def execute_batch(
-        self, statements: Sequence[str], *, role: Optional[str] = None
+        self,
+        statements: Sequence[str],
+        *,
+        role: Optional[str] = None,
+        user: Optional[str] = None,
     ) -> list[QueryResult]:
         """Run statements in order in one session and one transaction.
 
-        ``role`` runs them with that role's privileges only (``SET ROLE``), as a
-        non-admin database user would; by default they run as the server's superuser.
-        On the first failure everything is rolled back and
+        ``user`` runs them as that database user (``SET SESSION AUTHORIZATION`` before the
+        transaction begins; the session, and with it the authorization, ends with the
+        batch): ``current_user`` is that user and only its privileges and those of its
+        roles apply, as after a sign-in (see :meth:`sign_in`). ``role`` runs them with one
+        role's privileges only (``SET ROLE``). By default they run as the server's
+        superuser. On the first failure everything is rolled back and
         :class:`StandInSqlError` names the failing statement.
         """
         results: list[QueryResult] = []
         with self._session() as connection:
             try:
+                if user is not None:
+                    name = _pg_identifier(database_name(user))
+                    connection.execute(f"SET SESSION AUTHORIZATION {name}")
                 if role is not None:
                     connection.execute(f"SET ROLE {_pg_identifier(role)}")
                 with connection.transaction(), connection.cursor() as cursor:
@@ -380,6 +488,46 @@ class RedshiftStandIn:
                 raise StandInSqlError(message, index) from error
         self._last_commit_xid = xid
         return results
+
+    def sign_in(
+        self,
+        user: str,
+        *,
+        password: Optional[str] = None,
+        create: Callable[[], bool] = lambda: False,
+        roles: Optional[Sequence[str]] = None,
+    ) -> str:
+        """Authenticate ``user`` as the warehouse does when a session starts; return the
+        user's name as stored (see :func:`database_name`).
+
+        ``password`` (a secret's) must be the user's password; None signs in with
+        temporary credentials (IAM), which need no password. A missing user is created
+        (``CREATE USER … PASSWORD NULL``, Redshift's ``PASSWORD DISABLE``) when
+        ``create()`` says so — asked only then — and the sign-in fails otherwise.
+        ``roles``, when given, become the user's database roles: those of them that exist
+        are granted, and any other role the user holds is revoked; names of roles that
+        do not exist are ignored. None leaves the user's roles as they are. A failed
+        sign-in raises :class:`StandInAuthenticationError`.
+        """
+        name = database_name(user)
+        failed = StandInAuthenticationError(AUTHENTICATION_FAILED.format(user=name))
+        with self._sign_in_lock, psycopg.connect(self._uri, autocommit=True) as connection:
+            row = connection.execute(
+                "SELECT rolcanlogin, rolpassword FROM pg_authid WHERE rolname = %s", (name,)
+            ).fetchone()
+            if row is None:
+                if not create():
+                    raise failed
+                connection.execute(f"CREATE USER {_pg_identifier(name)} PASSWORD NULL")
+                row = (True, None)
+            can_login, stored = row
+            if not can_login or (
+                password is not None and not password_matches(stored, name, password)
+            ):
+                raise failed
+            if roles is not None:
+                _set_roles(connection, name, roles)
+        return name
 
     def close(self) -> None:
         """Stop the server (the data directory is kept)."""
@@ -419,14 +567,25 @@ class RedshiftStandIn:
         )
 
     def _copy_from_s3(self, cursor: psycopg.Cursor, copy: CopyFromS3, index: int) -> int:
-        sources = self._source_objects(copy, index)
+        """The COPY reads S3 as the role it names; the rows go in as the session's user, so
+        the user's INSERT privilege on the table is checked as for any other INSERT."""
+        read, list_keys = self.copy_reader_for_role(copy.iam_role)
+        sources = _CopySources(read, list_keys).objects(copy, index)
         with cursor.copy(copy.postgres_copy()) as sink:
             for bucket, key in sources:
-                for chunk in _object_chunks(self._read_object(bucket, key), copy):
+                for chunk in _object_chunks(read(bucket, key), copy):
                     sink.write(chunk)
         return cursor.rowcount
 
-    def _source_objects(self, copy: CopyFromS3, index: int) -> list[tuple[str, str]]:
+
+@dataclass(frozen=True)
+class _CopySources:
+    """The objects one COPY reads, found through the reader and lister of its role."""
+
+    read: S3Reader
+    list_keys: Optional[S3Lister]
+
+    def objects(self, copy: CopyFromS3, index: int) -> list[tuple[str, str]]:
         if copy.manifest:
             return self._manifest_objects(copy, index)
         return [(copy.bucket, key) for key in self._source_keys(copy, index)]
@@ -434,7 +593,7 @@ class RedshiftStandIn:
     def _manifest_objects(self, copy: CopyFromS3, index: int) -> list[tuple[str, str]]:
         """The objects a COPY manifest lists: each ``url`` names one object, not a prefix."""
         try:
-            body = self._read_object(copy.bucket, copy.prefix)
+            body = self.read(copy.bucket, copy.prefix)
             raw = body if isinstance(body, (bytes, bytearray)) else body.read()
             entries = json.loads(bytes(raw).decode("utf-8"))["entries"]
         except Exception as error:  # missing, unreadable or not a manifest: COPY fails
@@ -447,7 +606,7 @@ class RedshiftStandIn:
             if not location:
                 raise StandInSqlError(f"Manifest entry is not an s3:// URL: {entry!r}", index)
             bucket, key = location.group("bucket"), location.group("prefix")
-            if self._list_keys is not None and key not in self._list_keys(bucket, key):
+            if self.list_keys is not None and key not in self.list_keys(bucket, key):
                 if entry.get("mandatory"):
                     raise StandInSqlError(
                         f"Manifest file entry s3://{bucket}/{key} is mandatory but not found",
@@ -458,9 +617,9 @@ class RedshiftStandIn:
         return objects
 
     def _source_keys(self, copy: CopyFromS3, index: int) -> list[str]:
-        if self._list_keys is None:
+        if self.list_keys is None:
             return [copy.prefix]
-        keys = sorted(key for key in self._list_keys(copy.bucket, copy.prefix))
+        keys = sorted(key for key in self.list_keys(copy.bucket, copy.prefix))
         if not keys:
             raise StandInSqlError(
                 f"The specified S3 prefix '{copy.prefix}' does not exist in {copy.bucket}", index
@@ -481,9 +640,36 @@ def _object_chunks(body: ObjectBody, copy: CopyFromS3) -> Iterator[bytes]:
         stream.close()
 
 
+def _set_roles(connection: psycopg.Connection, user: str, roles: Sequence[str]) -> None:
+    """Make the existing roles among ``roles`` exactly the database roles ``user`` holds."""
+    wanted = {
+        name
+        for (name,) in connection.execute(
+            "SELECT rolname FROM pg_roles WHERE NOT rolcanlogin AND rolname = ANY(%s)",
+            (list(roles),),
+        )
+    }
+    held = {
+        name
+        for (name,) in connection.execute(
+            "SELECT r.rolname FROM pg_auth_members m "
+            "JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles u ON u.oid = m.member "
+            "WHERE u.rolname = %s",
+            (user,),
+        )
+    }
+    for role in sorted(wanted - held):
+        connection.execute(f"GRANT {_pg_identifier(role)} TO {_pg_identifier(user)}")
+    for role in sorted(held - wanted):
+        connection.execute(f"REVOKE {_pg_identifier(role)} FROM {_pg_identifier(user)}")
+
+
 def _redshift_message(connection: psycopg.Connection, statement: str, error: psycopg.Error) -> str:
     """The error as Redshift words it where the stand-in's PostgreSQL words it differently."""
     message = (error.diag.message_primary or str(error)).strip()
+    denied = _RELATION_DENIED.match(message)
+    if isinstance(error, psycopg.errors.InsufficientPrivilege) and denied:
+        return f"permission denied for relation {denied.group('name')}"
     check = _BYTE_CHECK_NAME.match(error.diag.constraint_name or "")
     if isinstance(error, psycopg.errors.CheckViolation) and check:
         kind = "character varying" if check.group("kind") == "varchar" else "character"
