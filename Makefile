@@ -11,7 +11,7 @@ SHARED_DATA ?= ../shared/data
 help:
 	@echo "make demo     run the whole pipeline locally on $(SHARED_DATA)"
 	@echo "make test     lint, the whole test suite, and the ETL tests on Python 3.9"
-	@echo "make package  sls package offline, then cfn-lint and checkov on the template"
+	@echo "make package  sls package offline, then cfn-lint, checkov and the IAM policy lint on the template"
 	@echo "make runtimes the AWS runtimes the local stack runs code on (Glue Python shell 3.9, Glue 5.0 Spark, Lambda 3.12)"
 	@echo "make bench    ETL benchmark against the embedded warehouse"
 	@echo "make stress   a burst of uploads through the local stack (STRESS_ARGS=\"--files 200 --rows 2000\")"
@@ -43,14 +43,15 @@ node_modules/.npm-ci.stamp: package.json package-lock.json .npmrc
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# cfn-lint and checkov in their own virtualenv: their dependencies conflict with moto's.
+# cfn-lint, checkov and parliament in their own virtualenv: their dependencies conflict with moto's.
 $(LINT_VENV)/.installed: requirements-lint.txt
 	$(PYTHON) -m venv $(LINT_VENV)
 	$(LINT_VENV)/bin/python -m pip install --quiet --upgrade pip==24.3.1
 	$(LINT_VENV)/bin/python -m pip install --quiet -r requirements-lint.txt
 	touch $@
 
-# sls package offline (no AWS credentials), then cfn-lint and checkov on the template.
+# sls package offline (no AWS credentials), then cfn-lint, checkov and parliament
+# (scripts/lint_policies.py, every IAM policy document) on the template.
 package: setup node_modules/.npm-ci.stamp $(LINT_VENV)/.installed
 	scripts/package.sh
 

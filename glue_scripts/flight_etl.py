@@ -1,9 +1,11 @@
 """Glue Python shell entry point: load one uploaded flights file into Redshift.
 
 Arguments arrive as ``--name value`` pairs (see flightpipe.etl.job_args). The
-library ships as a wheel (``--extra-py-files``); boto3 and pandas come with
-Glue's ``analytics`` library set. A rejected or failed load raises, so the Glue
-run — and the state machine step that waits for it — fails with the cause.
+library ships as a wheel (``--extra-py-files``); pandas comes with Glue's
+``analytics`` library set, and boto3 with the job's ``--additional-python-modules``
+(the set's own predates Redshift Serverless in the Data API). A rejected or failed
+load raises, so the Glue run — and the state machine step that waits for it — fails
+with the cause.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 The same arguments, contract and outcome as the Python shell job (flight_etl.py): only the
 reading is spread over the job's workers (flightpipe.etl.spark_engine). The library ships
-as a wheel (``--extra-py-files``, on the driver's and the executors' path); boto3, numpy and
-pandas come with Glue 5.0. A rejected or failed load raises, so the Glue run — and the state
-machine step that waits for it — fails with the cause.
+as a wheel that Glue installs with pip on the driver and every executor (the job's
+``--additional-python-modules``); boto3, numpy and pandas come with Glue 5.0. A rejected or
+failed load raises, so the Glue run — and the state machine step that waits for it — fails
+with the cause.
 """
 
 from __future__ import annotations

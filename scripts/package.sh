@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Packages the stack with `sls package` offline — no AWS credentials, no AWS calls — and gates the
-# CloudFormation template with cfn-lint (no errors, no warnings) and checkov (no failed checks;
-# skips only where the template says why).
+# CloudFormation template with cfn-lint (no errors, no warnings), checkov (no failed checks;
+# skips only where the template says why) and parliament, through scripts/lint_policies.py, on
+# every IAM policy document (no findings against AWS's Service Authorization Reference;
+# suppressions only with their reason, in scripts/policy_lint.yaml).
 #
 #   scripts/package.sh [all|package|check]     (default: all)
 #   STAGE=dev REGION=us-east-1 scripts/package.sh
 #
-# Needs node_modules (npm ci), .venv (the wheel build) and .venv-lint (cfn-lint, checkov):
+# Needs node_modules (npm ci), .venv (the wheel build) and .venv-lint (cfn-lint, checkov, parliament):
 # `make package` sets them up first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +34,8 @@ check() {
   echo "checkov $TEMPLATE"
   "$LINT_VENV/bin/checkov" --skip-download --quiet --compact \
     --framework cloudformation -f "$TEMPLATE"
+  echo "parliament (scripts/lint_policies.py) $TEMPLATE"
+  "$LINT_VENV/bin/python" scripts/lint_policies.py "$TEMPLATE"
 }
 
 case "${1:-all}" in

@@ -98,6 +98,12 @@ WILDCARD_RESOURCE_ALLOWED = {
             "xray:GetSamplingTargets",
         }
     ): "X-Ray tracing actions have no resource-level permissions",
+    frozenset(
+        {
+            "tag:GetResources",
+            "tag:GetTagKeys",
+        }
+    ): "Resource Groups Tagging API read actions have no resource type",
 }
 
 
@@ -370,6 +376,15 @@ def test_data_bucket_is_private_encrypted_versioned_and_emits_eventbridge_events
         "IgnorePublicAcls": True,
         "RestrictPublicBuckets": True,
     }
+
+
+def test_data_bucket_is_retained_except_when_the_deploy_that_created_it_rolls_back(resources):
+    # A rolled-back first deploy deletes it, so the next deploy can create its fixed name again
+    # (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-deletionpolicy.html);
+    # a stack deletion, a removal from the template or a replacement keeps it and its data.
+    bucket = resources["DataBucket"]
+    assert bucket["DeletionPolicy"] == "RetainExceptOnCreate"
+    assert bucket["UpdateReplacePolicy"] == "Retain"
 
 
 def test_data_bucket_policy_denies_requests_without_tls(resources):
@@ -1045,6 +1060,103 @@ def test_checkov_reports_no_failed_checks(template):
     assert result.returncode == 0
 
 
+def _lint_policies(*args: str) -> subprocess.CompletedProcess[str]:
+    return _run_linter("python", str(REPO_ROOT / "scripts" / "lint_policies.py"), *args)
+
+
+def test_every_policy_document_passes_the_policy_lint(template):
+    result = _lint_policies(str(TEMPLATE))
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def _policy_template(statement: dict[str, Any]) -> dict[str, Any]:
+    """A template whose one managed policy holds ``statement`` in deploy mode "b" only."""
+    return {
+        "Parameters": {"Mode": {"Type": "String", "Default": "a", "AllowedValues": ["a", "b"]}},
+        "Conditions": {"ModeB": {"Fn::Equals": [{"Ref": "Mode"}, "b"]}},
+        "Resources": {
+            "Data": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "data-bucket"}},
+            "Access": {
+                "Type": "AWS::IAM::ManagedPolicy",
+                "Properties": {
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": "s3:GetObject",
+                                "Resource": {"Fn::Sub": "${Data.Arn}/incoming/*"},
+                            },
+                            {"Fn::If": ["ModeB", statement, {"Ref": "AWS::NoValue"}]},
+                        ],
+                    }
+                },
+            },
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("statement", "finding"),
+    [
+        (
+            # GetObject takes an object ARN, not the bucket's.
+            {
+                "Sid": "ReadData",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": {"Fn::GetAtt": ["Data", "Arn"]},
+            },
+            "Access statement ReadData: RESOURCE_MISMATCH (MEDIUM) No resources match for the "
+            'given action: [{"action": "s3:GetObject", "required_format": "arn:*:s3:::*/*"}]',
+        ),
+        (
+            # The condition key is s3:prefix.
+            {
+                "Sid": "ListIncoming",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": {"Fn::GetAtt": ["Data", "Arn"]},
+                "Condition": {"StringLike": {"s3:prefixes": "incoming/*"}},
+            },
+            "Access statement ListIncoming: UNKNOWN_CONDITION_FOR_ACTION (MEDIUM) Unknown "
+            "condition for action: Unknown condition s3:prefixes for action s3:ListBucket",
+        ),
+    ],
+    ids=["action-on-a-resource-type-it-does-not-take", "unknown-condition-key"],
+)
+def test_the_policy_lint_fails_on_a_statement_aws_would_not_apply_even_in_one_deploy_mode_only(
+    tmp_path, statement, finding
+):
+    path = tmp_path / "template.json"
+    path.write_text(json.dumps(_policy_template(statement)), encoding="utf-8")
+    no_suppressions = tmp_path / "policy_lint.yaml"
+    no_suppressions.write_text("", encoding="utf-8")
+    result = _lint_policies(str(path), "--config", str(no_suppressions))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [finding]
+
+
+def test_a_policy_lint_suppression_needs_a_reason_and_a_finding_it_matches(tmp_path):
+    path = tmp_path / "template.json"
+    path.write_text(json.dumps(_policy_template({"Ref": "AWS::NoValue"})), encoding="utf-8")
+    config = tmp_path / "policy_lint.yaml"
+    config.write_text("NO_VERSION:\n  ignore_locations:\n    - policy: Access\n", encoding="utf-8")
+    unexplained = _lint_policies(str(path), "--config", str(config))
+    assert unexplained.returncode == 2
+    assert "needs a reason" in unexplained.stderr
+    config.write_text(
+        "NO_VERSION:\n  ignore_locations:\n    - policy: Access\n"
+        "      reason: The policy is written without a Version on purpose.\n",
+        encoding="utf-8",
+    )
+    stale = _lint_policies(str(path), "--config", str(config))
+    assert stale.returncode == 1
+    assert stale.stdout.splitlines() == [
+        'policy_lint.yaml: NO_VERSION {"policy": "Access"} matches no finding: remove it'
+    ]
+
+
 def test_every_checkov_skip_says_why(resources):
     skips = [
         (name, skip)
@@ -1159,6 +1271,57 @@ def test_lambda_and_job_roles_are_one_database_role_with_iam_credentials(resourc
     assert "WorkgroupArn" in rendered and "ExistingWorkgroupArn" in rendered
 
 
+def test_roles_tagged_with_database_roles_may_read_the_tag_at_sign_in_with_iam_credentials(
+    template, resources
+):
+    """Redshift Serverless grants the RedshiftDbRoles tag's roles at sign-in only to an identity
+    allowed tag:GetResources and tag:GetTagKeys ("Signing in using IAM credentials":
+    https://docs.aws.amazon.com/redshift/latest/mgmt/redshift-iam-access-federated-db-roles.html);
+    without them the pipeline's first statement fails: permission denied for schema airlines."""
+    tagged = {
+        name
+        for name, body in _of_type(resources, "AWS::IAM::Role").items()
+        if any(t["Key"] == "RedshiftDbRoles" for t in body["Properties"].get("Tags", []))
+    }
+    assert tagged == {"PrepareWarehouseRole", "EtlJobRole"}
+    for name in tagged:
+        managed = resources[name]["Properties"]["ManagedPolicyArns"]
+        assert {"Ref": "WarehouseAccessPolicy"} in managed, name
+    statements = resources["WarehouseAccessPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert {
+        "Fn::If": [
+            "UseWorkgroupIamCredentials",
+            {
+                "Sid": "ReadDbRolesTagAtSignIn",
+                "Effect": "Allow",
+                "Action": ["tag:GetResources", "tag:GetTagKeys"],
+                "Resource": "*",
+            },
+            {"Ref": "AWS::NoValue"},
+        ]
+    } in statements
+    # The same condition as the workgroup's GetCredentials: only IAM credentials on a workgroup.
+    (credentials,) = [
+        s["Fn::If"]
+        for s in statements
+        if "Fn::If" in s and s["Fn::If"][1].get("Sid") == "WorkgroupIamCredentials"
+    ]
+    assert credentials[0] == "UseWorkgroupIamCredentials"
+    assert template["Conditions"]["UseWorkgroupIamCredentials"] == {
+        "Fn::And": [
+            {"Condition": "UseWorkgroup"},
+            {"Fn::Not": [{"Condition": "HasExistingSecret"}]},
+        ]
+    }
+    # Nowhere else: no other role reads tags.
+    readers = {
+        name
+        for name, s in _policy_statements(resources)
+        if any(a.startswith("tag:") for a in _as_list(s["Action"]))
+    }
+    assert readers == {"WarehouseAccessPolicy"}
+
+
 def test_prepare_function_writes_only_copy_manifests(resources):
     writes = [
         s
@@ -1193,6 +1356,43 @@ def test_a_stage_redshift_would_reject_fails_packaging_with_a_clear_message(stag
     assert message in output
     # Nothing was packaged: the template of the last good package is untouched.
     assert (TEMPLATE.stat().st_mtime if TEMPLATE.exists() else None) == before
+
+
+CLUSTER_WITHOUT_DATABASE_USER = (
+    "redshiftTarget=cluster needs redshiftDbUser (IAM credentials) or existingSecretArn "
+    "(a database user's secret): without either no load can sign in. Add "
+    '--param="redshiftDbUser=<database user>" or --param="existingSecretArn=<secret ARN>".'
+)
+
+
+def test_a_cluster_target_without_a_database_user_or_secret_fails_packaging_in_one_line():
+    before = TEMPLATE.stat().st_mtime if TEMPLATE.exists() else None
+    result = _run_credential_free(
+        [
+            *("npx", "--no-install", "sls", "package", "--stage", "dev", "--region", "us-east-1"),
+            *("--param", "redshiftTarget=cluster", "--param", "existingClusterId=analytics"),
+        ]
+    )
+    assert result.returncode != 0
+    assert CLUSTER_WITHOUT_DATABASE_USER in (result.stdout + result.stderr).splitlines()
+    # Refused before anything was packaged: the template of the last good package is untouched.
+    assert (TEMPLATE.stat().st_mtime if TEMPLATE.exists() else None) == before
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        {"redshiftDbUser": "flightpipe_loader"},
+        {"existingSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:loader-AbCdEf"},
+    ],
+    ids=["redshiftDbUser", "existingSecretArn"],
+)
+def test_a_cluster_target_with_a_database_user_or_a_secret_packages(identity):
+    params = {"redshiftTarget": "cluster", "existingClusterId": "analytics", **identity}
+    parameters = package(REPO_ROOT, params=params).template["Parameters"]
+    assert parameters["RedshiftTarget"]["Default"] == "cluster"
+    assert parameters["RedshiftDbUser"]["Default"] == identity.get("redshiftDbUser", "")
+    assert parameters["ExistingSecretArn"]["Default"] == identity.get("existingSecretArn", "")
 
 
 def test_stage_check_follows_the_redshift_serverless_name_rule():
