@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fakes import FolderS3
@@ -18,6 +21,34 @@ for _variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
 os.environ["AWS_ACCESS_KEY_ID"] = "testing"
 os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
 os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+
+# Every local stack of the session leaves its roles' recorded calls here; the session ends
+# with the least-privilege report (flightpipe_local.iam.least_privilege) beside it.
+IAM_CALL_LOG = REPO_ROOT / ".state" / "iam-calls"
+LEAST_PRIVILEGE_REPORT = REPO_ROOT / ".state" / "least-privilege.json"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    shutil.rmtree(IAM_CALL_LOG, ignore_errors=True)
+    os.environ["FLIGHTPIPE_IAM_CALL_LOG"] = str(IAM_CALL_LOG)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from flightpipe_local.iam import least_privilege
+
+    snapshots = least_privilege.read_snapshots(IAM_CALL_LOG) if IAM_CALL_LOG.is_dir() else []
+    if not snapshots:
+        return
+    roles = least_privilege.report(snapshots)
+    LEAST_PRIVILEGE_REPORT.write_text(json.dumps(roles, indent=2) + "\n", encoding="utf-8")
+    terminalreporter.write_sep("-", f"least privilege: {len(snapshots)} stacks")
+    for role in roles:
+        unneeded = [u for u in role["unused"] if not u["kept_because"]]
+        terminalreporter.write_line(
+            f"{role['role']}: {role['calls']} calls, {len(role['used'])} action/resource pairs"
+            f" used, {len(role['unused'])} grants unused ({len(unneeded)} with no reason kept)"
+        )
+    terminalreporter.write_line(f"report: {LEAST_PRIVILEGE_REPORT}")
 
 
 @pytest.fixture(scope="session")

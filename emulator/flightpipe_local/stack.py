@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import threading
 import urllib.request
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -32,17 +33,22 @@ from flightpipe_local import (
     moto_glue_crawler,
     moto_glue_crawls,
     moto_glue_jobs,
+    moto_iam,
     moto_lambda,
     moto_redshift_data,
     moto_s3_multipart,
+    moto_sfn_credentials,
     moto_sfn_glue,
     moto_sfn_overheads,
     moto_sfn_time,
     moto_sns,
 )
 from flightpipe_local._patching import PatchSet
-from flightpipe_local.deploy import Deployer, Deployment, upload_glue_assets
+from flightpipe_local.deploy import ACCOUNT_ID, Deployer, Deployment, upload_glue_assets
 from flightpipe_local.glue_environments import JobEnvironments
+from flightpipe_local.iam import least_privilege
+from flightpipe_local.iam.enforcement import Authorizer
+from flightpipe_local.iam.sessions import RoleSessions, SessionCredentials
 from flightpipe_local.redshift_standin import RedshiftStandIn, boto3_object_store
 from flightpipe_local.redshift_wire import RedshiftWireFront, WarehouseEndpoint, postgres_login
 from flightpipe_local.signals import deferred
@@ -62,10 +68,21 @@ _RUNTIME_INHERITED = (
     "PIP_INDEX_URL",
     "JAVA_HOME",  # the Spark job's JVM
 )
+# A directory each stack leaves its roles' recorded calls in when it stops (for the report of
+# flightpipe_local.iam.least_privilege).
+CALL_LOG_VARIABLE = "FLIGHTPIPE_IAM_CALL_LOG"
 # Job libraries installed from PyPI, kept between stacks: installing takes seconds.
 GLUE_LIBRARY_CACHE = Path(".state") / "cache" / "glue-libraries"
 
 Echo = Callable[[str], None]
+# The Data API's condition key naming who ran a statement, on the actions that follow one
+# (https://docs.aws.amazon.com/redshift/latest/mgmt/data-api-iam.html).
+STATEMENT_OWNER_KEY = "redshift-data:statement-owner-iam-userid"
+STATEMENT_OWNER_ACTIONS = (
+    "redshift-data:DescribeStatement",
+    "redshift-data:GetStatementResult",
+    "redshift-data:CancelStatement",
+)
 
 
 def repo_root() -> Path:
@@ -124,6 +141,9 @@ class EmulatedStack:
         self.data_api: Optional[moto_redshift_data.LocalDataApi] = None
         self.crawlers: Optional[moto_glue_crawler.CrawlerEmulator] = None
         self.notices = moto_sns.NoticeBoard()
+        # Who may do what: every call of a stack role's session is decided and recorded here.
+        self.authorizer = Authorizer()
+        self.sessions = RoleSessions(region)
         self.deployment: Optional[Deployment] = None
         self._session = boto3.session.Session()
 
@@ -158,6 +178,7 @@ class EmulatedStack:
             assert self.data_api is not None
             self.data_api.workgroups.update(self.deployment.workgroups)
             self.data_api.clusters.update(self.deployment.clusters)
+            self.data_api.register_admins(self.deployment)
         except BaseException:
             self.stop()
             raise
@@ -172,6 +193,7 @@ class EmulatedStack:
             self._stop()
 
     def _stop(self) -> None:
+        self._save_call_snapshot()
         self._patches.restore()
         if self.functions is not None:
             self.functions.close()
@@ -204,6 +226,21 @@ class EmulatedStack:
             self._owns_lock = False
             _ACTIVE.release()
 
+    def _save_call_snapshot(self) -> None:
+        """Leave the roles' grants and recorded calls for the least-privilege report when
+        ``FLIGHTPIPE_IAM_CALL_LOG`` names a directory (the test suite sets it)."""
+        directory = os.environ.get(CALL_LOG_VARIABLE)
+        if not directory or self.deployment is None or self._server is None:
+            return
+        roles = {
+            str(role.attributes["Arn"]): role.ref
+            for role in self.deployment.of_type("AWS::IAM::Role")
+        }
+        path = Path(directory) / f"{uuid.uuid4()}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        taken = least_privilege.snapshot(self.authorizer.log.calls, roles)
+        path.write_text(json.dumps(taken), encoding="utf-8")
+
     def __enter__(self) -> EmulatedStack:
         return self.start()
 
@@ -226,6 +263,79 @@ class EmulatedStack:
                 aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
                 config=Config(retries={"max_attempts": 2, "mode": "standard"}),
             )
+
+    def role_client(self, service: str, credentials: SessionCredentials) -> Any:
+        """A boto3 client of the emulator signing as a role session."""
+        with self._client_lock:
+            return self._session.client(
+                service,
+                endpoint_url=self.endpoint_url,
+                region_name=self.region,
+                config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+                **credentials.client_arguments(),
+            )
+
+    # -- the principals' sessions ------------------------------------------------------------
+
+    def _role_arn(self, role: str) -> str:
+        return role if role.startswith("arn:") else f"arn:aws:iam::{ACCOUNT_ID}:role/{role}"
+
+    def _function_credentials(self, function: Any) -> dict[str, str]:
+        """Lambda assumes the function's execution role for each execution environment."""
+        return self.sessions.assume(
+            self._role_arn(function.role),
+            "lambda.amazonaws.com",
+            function.function_name,
+            source_arn=function.function_arn,
+        ).environment
+
+    def _job_session(self, job: Any) -> SessionCredentials:
+        """Glue assumes the job's role for a run."""
+        return self.sessions.assume(
+            self._role_arn(job.role),
+            "glue.amazonaws.com",
+            "GlueJobRunnerSession",
+            source_arn=f"arn:aws:glue:{self.region}:{ACCOUNT_ID}:job/{job.name}",
+        )
+
+    def _job_credentials(self, job: Any) -> dict[str, str]:
+        return self._job_session(job).environment
+
+    def _crawler_client(self, service: str) -> Any:
+        """A client of the crawler's role: Glue crawls and writes the catalog as that role."""
+        crawler = self._deployed().one("AWS::Glue::Crawler")
+        credentials = self.sessions.assume(
+            self._role_arn(str(crawler.properties["Role"])),
+            "glue.amazonaws.com",
+            "AWS-Crawler",
+            source_arn=f"arn:aws:glue:{self.region}:{ACCOUNT_ID}:crawler/{crawler.ref}",
+        )
+        return self.role_client(service, credentials)
+
+    def _copy_reader(self, role: Optional[str]) -> tuple[Any, Any]:
+        """What a COPY reads S3 through: a session of the role it names, assumed by Redshift
+        (https://docs.aws.amazon.com/redshift/latest/mgmt/copy-unload-iam-role.html). A COPY
+        naming no role (none of the pipeline's) reads as the account."""
+        if not role or not role.startswith("arn:"):
+            return boto3_object_store(self.client("s3"))
+        credentials = self.sessions.assume(
+            role, "redshift-serverless.amazonaws.com", "RedshiftIamRoleSession"
+        )
+        return boto3_object_store(self.role_client("s3", credentials))
+
+    def _start_as_target_role(self, rule: Any, target: dict, execution_input: str) -> str:
+        """EventBridge starts a state machine target as the target's RoleArn
+        (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-identity-based.html)."""
+        role_arn = target.get("RoleArn")
+        if not role_arn:
+            return moto_events.start_execution(target["Arn"], execution_input)
+        credentials = self.sessions.assume(
+            role_arn, "events.amazonaws.com", "events-rule", source_arn=rule.arn
+        )
+        states = self.role_client("stepfunctions", credentials)
+        return states.start_execution(
+            stateMachineArn=target["Arn"], name=str(uuid.uuid4()), input=execution_input
+        )["executionArn"]
 
     @property
     def environment(self) -> dict[str, str]:
@@ -331,6 +441,7 @@ class EmulatedStack:
         data_dir = (self.state_dir or self.work_dir) / "warehouse"
         reader, lister = boto3_object_store(self.client("s3"))
         self.standin = RedshiftStandIn(data_dir, reader, lister)
+        self.standin.copy_reader_for_role = self._copy_reader
         self.data_api = moto_redshift_data.LocalDataApi(self.standin)
         # Redshift's own drivers connect here: the front does Redshift's start-up.
         self.warehouse_front = RedshiftWireFront(
@@ -340,19 +451,27 @@ class EmulatedStack:
     def _install_patches(self) -> None:
         assert self.data_api is not None
         patches = self._patches
+        moto_iam.install(patches, self.authorizer)
         self.functions = moto_lambda.FunctionRuntimes(
-            self.repo, self.work_dir, self.runtime_environment, self.log_dir
+            self.repo,
+            self.work_dir,
+            self.runtime_environment,
+            self.log_dir,
+            credentials_for=self._function_credentials,
         )
         moto_lambda.install(patches, self.functions)
         moto_s3_multipart.install(patches)
-        moto_events.install(patches, encode_keys=self.encode_event_keys)
+        moto_events.install(
+            patches, encode_keys=self.encode_event_keys, starter=self._start_as_target_role
+        )
+        moto_sfn_credentials.install(patches, self.sessions)
         moto_sfn_glue.install(patches)
         moto_sfn_time.install(patches, self.time_scale, self.retry_time_scale)
         moto_sfn_overheads.install(patches)
         self.crawlers = moto_glue_crawler.CrawlerEmulator(
-            lambda: self.client("s3"),
-            lambda: self.client("glue"),
-            sqs_client=lambda: self.client("sqs"),
+            lambda: self._crawler_client("s3"),
+            lambda: self._crawler_client("glue"),
+            sqs_client=lambda: self._crawler_client("sqs"),
         )
         moto_glue_crawler.install(patches, self.crawlers)
         moto_glue_crawls.install(patches)
@@ -362,7 +481,21 @@ class EmulatedStack:
             JobEnvironments(self.repo / GLUE_LIBRARY_CACHE),
             self.runtime_environment,
             self.log_dir / "glue",
+            credentials_for=self._job_credentials,
+            fetch_as=lambda job: moto_glue_jobs.s3_fetcher(
+                lambda: self.role_client("s3", self._job_session(job))
+            ),
         )
         moto_glue_jobs.install(patches, self.jobs)
-        moto_redshift_data.install(patches, self.data_api)
+        moto_redshift_data.install(
+            patches, self.data_api, caller_of=moto_iam.caller_resolver(self.authorizer)
+        )
+        data_api = self.data_api
+
+        def statement_owner(action: str, params: Mapping[str, Any]) -> dict[str, Any]:
+            owner = data_api.statement_owner(str(params.get("Id") or ""))
+            return {STATEMENT_OWNER_KEY: owner} if owner else {}
+
+        for action in STATEMENT_OWNER_ACTIONS:
+            self.authorizer.add_context_provider(action, statement_owner)
         moto_sns.install(patches, self.notices)

@@ -10,11 +10,12 @@ cannot show (:data:`AWS_ONLY_GRANTS`).
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from flightpipe_local.iam.enforcement import RecordedCall, role_policies
 from flightpipe_local.iam.patterns import action_matches, arn_matches
@@ -98,18 +99,74 @@ def role_report(role_name: str, grants: Sequence[Grant], calls: Sequence[Recorde
     }
 
 
-def report(calls: Sequence[RecordedCall], role_names: Mapping[str, str]) -> list[dict]:
-    """Per role (``role_names``: role ARN → name, as deployed), used against granted."""
-    by_role: dict[str, list[RecordedCall]] = {arn: [] for arn in role_names}
-    for call in calls:
-        by_role.setdefault(call.role_arn, []).append(call)
+def snapshot(calls: Sequence[RecordedCall], role_names: Mapping[str, str]) -> dict[str, Any]:
+    """What a stack's run leaves for the report: its roles' grants (read while the emulated
+    IAM still exists) and its recorded calls."""
+    return {
+        "roles": {
+            arn: {
+                "name": name,
+                "grants": [g.__dict__ for g in grants_of(role_policies(name))],
+            }
+            for arn, name in role_names.items()
+        },
+        "calls": [call.__dict__ for call in calls],
+    }
+
+
+def report(snapshots: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per role, over every run's snapshot: the calls it made against what it is granted."""
+    grants: dict[str, tuple[str, list[Grant]]] = {}
+    made: dict[str, list[RecordedCall]] = {}
+    for taken in snapshots:
+        for arn, role in taken["roles"].items():
+            grants.setdefault(arn, (role["name"], [Grant(**g) for g in role["grants"]]))
+            made.setdefault(arn, [])
+        for call in taken["calls"]:
+            made.setdefault(call["role_arn"], []).append(RecordedCall(**call))
+    # One role name per logical role: stacks of one template give their roles the same names.
+    by_name: dict[str, tuple[list[Grant], list[RecordedCall]]] = {}
+    for arn, (name, role_grants) in grants.items():
+        entry = by_name.setdefault(name, (role_grants, []))
+        entry[1].extend(made.get(arn, []))
+    return [role_report(name, g, c) for name, (g, c) in sorted(by_name.items())]
+
+
+def read_snapshots(directory: Path) -> list[dict[str, Any]]:
     return [
-        role_report(role_names.get(arn, arn), grants_of(role_policies(role_names[arn])), made)
-        for arn, made in sorted(by_role.items())
-        if arn in role_names
+        json.loads(path.read_text(encoding="utf-8")) for path in sorted(directory.glob("*.json"))
     ]
 
 
-def write_report(path: Path, calls: Sequence[RecordedCall], role_names: Mapping[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report(calls, role_names), indent=2) + "\n", encoding="utf-8")
+def format_report(roles: Sequence[Mapping[str, Any]]) -> str:
+    """The report as text: per role, its calls, the actions used, and each unused grant."""
+    lines = []
+    for role in roles:
+        used = sorted({u["action"] for u in role["used"]})
+        lines.append(
+            f"{role['role']}: {role['calls']} calls, {len(used)} actions used of"
+            f" {role['granted']} grants; {len(role['refused'])} refused"
+        )
+        lines.extend(f"  used    {action}" for action in used)
+        for unused in role["unused"]:
+            reason = unused["kept_because"] or "NOT NEEDED: remove it"
+            lines.append(f"  unused  {unused['action']} on {unused['resource']}: {reason}")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m flightpipe_local.iam.least_privilege DIR [--json OUT]``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("directory", type=Path, help="the stacks' call snapshots")
+    parser.add_argument("--json", type=Path, help="also write the report as JSON here")
+    args = parser.parse_args(argv)
+    roles = report(read_snapshots(args.directory))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(roles, indent=2) + "\n", encoding="utf-8")
+    print(format_report(roles))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
