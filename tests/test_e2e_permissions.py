@@ -9,16 +9,16 @@ runs every statement as the database user Redshift would sign in.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e_support import REPO_ROOT, history_states, query, run_files
 
 from flightpipe_local.run import PipelineRunner
 from flightpipe_local.stack import EmulatedStack
 from flightpipe_local.template import package
-
-from e2e_support import REPO_ROOT, history_states, query, run_files
 
 
 def without_action(template: dict[str, Any], logical_id: str, action: str) -> dict[str, Any]:
@@ -61,8 +61,9 @@ def packaged() -> Any:
 
 
 def _stack_without(packaged: Any, logical_id: str, action: str) -> EmulatedStack:
-    cut = copy.copy(packaged)
-    cut.template = without_action(packaged.template, logical_id, action)
+    cut = dataclasses.replace(
+        packaged, template=without_action(packaged.template, logical_id, action)
+    )
     return EmulatedStack(REPO_ROOT, packaged=cut)
 
 
@@ -134,4 +135,4 @@ def test_without_a_grant_the_load_fails_with_redshifts_permission_error(shared_d
         stack.standin.query("REVOKE INSERT ON TABLE airlines.daily_flights_fact FROM flightpipe")
         (outcome,) = run_files(stack, shared_data / "sample_flights.csv")
         assert outcome.execution_status == "FAILED"
-        assert "permission denied for table daily_flights_fact" in (outcome.error or "")
+        assert "permission denied for relation daily_flights_fact" in (outcome.error or "")
