@@ -178,11 +178,34 @@ def test_glue_sdk_errors_carry_aws_names_and_a_sync_job_run_waits_for_its_end(
             },
         },
     }
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "states.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    glue = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["glue:StartCrawler", "glue:StartJobRun", "glue:GetJobRun"],
+                "Resource": "*",
+            }
+        ],
+    }
+    iam = stack.client("iam")
+    role = iam.create_role(RoleName="probe", AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(RoleName="probe", PolicyName="glue", PolicyDocument=json.dumps(glue))
     sfn = stack.client("stepfunctions")
     machine = sfn.create_state_machine(
         name="glue-probe",
         definition=json.dumps(definition),
-        roleArn="arn:aws:iam::123456789012:role/probe",
+        roleArn=role["Role"]["Arn"],
     )["stateMachineArn"]
     arn = sfn.start_execution(stateMachineArn=machine, name="probe", input="{}")["executionArn"]
     for _ in range(300):
