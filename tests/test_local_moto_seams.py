@@ -502,3 +502,41 @@ def test_a_session_call_is_refused_with_the_services_error_and_allowed_once_gran
         ("glue:GetCrawler", False),
         ("glue:GetCrawler", True),
     ]
+
+
+@mock_aws
+def test_a_missing_key_is_403_without_list_bucket_and_404_with_it() -> None:
+    iam = boto3.client("iam", region_name=REGION)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    read = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bkt/*"}
+        ],
+    }
+    arn = iam.create_role(RoleName="r", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.put_role_policy(RoleName="r", PolicyName="read", PolicyDocument=json.dumps(read))
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket="bkt")
+    credentials = RoleSessions(REGION).assume(arn, "lambda.amazonaws.com", "s")
+    s3 = boto3.client("s3", region_name=REGION, **credentials.client_arguments())
+    with patched() as patches:
+        moto_iam.install(patches, Authorizer())
+        with pytest.raises(s3.exceptions.ClientError) as without_list:
+            s3.get_object(Bucket="bkt", Key="missing.csv")
+        listing = {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::bkt"}
+        read["Statement"].append(listing)
+        iam.put_role_policy(RoleName="r", PolicyName="read", PolicyDocument=json.dumps(read))
+        with pytest.raises(s3.exceptions.ClientError) as with_list:
+            s3.get_object(Bucket="bkt", Key="missing.csv")
+    assert without_list.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert without_list.value.response["Error"]["Code"] == "AccessDenied"
+    assert with_list.value.response["Error"]["Code"] == "NoSuchKey"

@@ -100,6 +100,23 @@ def request_parameters(response: Any) -> dict[str, Any]:
     return params
 
 
+_READS = ("s3:GetObject", "s3:GetObjectVersion")
+
+
+def _s3_refusal(message: str) -> Exception:
+    return S3ClientError("AccessDenied", message)
+
+
+def _object_exists(response: Any, bucket: Optional[str], key: str) -> bool:
+    querystring = response.querystring or {}
+    version = querystring.get("versionId")
+    version = version[0] if isinstance(version, list) and version else version
+    try:
+        return response.backend.get_object(bucket, key, version_id=version) is not None
+    except Exception:  # no such bucket or version
+        return False
+
+
 def install(patches: PatchSet, authorizer: Authorizer) -> None:
     """Authorize every request of a stack role's session with ``authorizer``."""
 
@@ -131,13 +148,14 @@ def install(patches: PatchSet, authorizer: Authorizer) -> None:
         action = calls.s3_action(str(self.data.get("Action")), self.method, querystring)
         resource = calls.s3_resource(bucket_name, key_name)
         context = {"aws:RequestedRegion": self.region, **calls.s3_context(action, querystring)}
-        authorizer.check(
-            caller,
-            action,
-            [resource],
-            context,
-            lambda message: S3ClientError("AccessDenied", message),
-        )
+        refuse = _s3_refusal
+        authorizer.check(caller, action, [resource], context, refuse)
+        if action in _READS and key_name and not _object_exists(self, bucket_name, key_name):
+            # S3 tells a missing key (404) only to a caller that may list the bucket; to
+            # anyone else it answers 403, so that a read cannot probe which keys exist
+            # (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html, "Permissions").
+            bucket_arn = calls.s3_resource(bucket_name, None)
+            authorizer.check(caller, "s3:ListBucket", [bucket_arn], {}, refuse)
 
     def get_permission(self: Any, action: str, resource: str) -> Any:
         return bucket_policy_permission(self.policy, action, resource)
