@@ -45,7 +45,12 @@ def add_parser(subparsers: Any) -> None:
     )
     run.add_argument("files", nargs="+", metavar="FILE", help="flight CSV files, uploaded in order")
     run.add_argument("--json", action="store_true", help="print only the JSON summary")
-    run.add_argument("--state-dir", type=Path, help="keep the warehouse here between runs")
+    run.add_argument(
+        "--state-dir",
+        type=Path,
+        help="keep the warehouse and the emulated S3 objects, executions, crawls and SNS "
+        "notices here between runs",
+    )
     run.add_argument(
         "--airports", type=Path, help=f"airports dimension CSV (default {DEFAULT_AIRPORTS})"
     )
@@ -71,7 +76,8 @@ def add_parser(subparsers: Any) -> None:
     up.add_argument(
         "--state-dir",
         type=Path,
-        help="keep the warehouse and the stack's record here (default "
+        help="keep the warehouse, the emulated S3 objects, executions, crawls and SNS notices, "
+        "and the stack's record here, across restarts (default "
         f"${LOCAL_STATE_ENV} or ~/.flightpipe/local, where `flightpipe … --local` looks)",
     )
     up.add_argument("--airports", type=Path, help="airports dimension CSV to upload at start")
@@ -338,6 +344,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             return EXIT_STACK_FAILED
         try:
             stack.notices.on_notice = lambda n: _print(out, notice_line(n))
+            for line in stack.notes:  # what the start cleared and restored
+                _print(out, line)
             if airports is not None:
                 stack.client("s3").upload_file(str(airports), stack.bucket, DEFAULT_AIRPORTS_KEY)
             record = record_stack(stack, state_dir)
@@ -399,13 +407,18 @@ def _follow_executions(
 ) -> None:
     sfn = stack.client("stepfunctions")
     seen: dict[str, int] = {}
+    first = True
     while not stopping.is_set():
         for item in sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]:
             arn = item["executionArn"]
             events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+            if first and item["status"] != "RUNNING":
+                seen[arn] = len(events)  # an earlier stack's, restored: told already
+                continue
             for event in events[seen.get(arn, 0) :]:
                 line = describe_event(event)
                 if line:
                     emit(f"{item['name'][:8]}: {line}")
             seen[arn] = len(events)
+        first = False
         stopping.wait(0.5)

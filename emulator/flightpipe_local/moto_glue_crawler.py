@@ -42,6 +42,9 @@ crawl consumed are deleted when it succeeds; a failed crawl leaves them to the q
 (visible again after its visibility timeout). A message that is not an S3 event
 notification (an EventBridge event, say) is moved to the target's ``DlqEventQueueArn``,
 or left in the queue (whose own redrive policy then moves it) when there is none.
+After a restart of a stack that keeps its state, the crawls of the earlier stack are
+history (see :mod:`flightpipe_local.stack_memory`) but its queue, and the events queued
+in it, are not: the first crawl after the restart lists the whole target again.
 """
 
 from __future__ import annotations
@@ -91,6 +94,8 @@ _MAGIC = (
 )
 _MAGIC_BYTES = max(len(magic) for magic, _ in _MAGIC)
 EVENT_MODE = "CRAWL_EVENT_MODE"
+# Set on a crawl restored from the stack's state directory after a restart.
+BEFORE_RESTART = "before_restart"
 MAX_EVENTS_PER_CRAWL = 100_000
 _INTEGER = re.compile(r"^[+-]?\d+$")
 _DECIMAL = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -271,6 +276,8 @@ class CrawlerEmulator:
         self._faults: dict[str, str] = {}
         self._lasting_faults: dict[str, str] = {}
         self._lock = threading.Lock()
+        # Told of a crawl when it starts and when it ends (the stack's memory records crawls).
+        self.on_crawl: Optional[Callable[[Any, Any], None]] = None
 
     def fail_next(self, crawler_name: str, message: str) -> None:
         """Make the next crawl of ``crawler_name`` fail with ``message`` (for tests)."""
@@ -322,6 +329,12 @@ class CrawlerEmulator:
             crawl.status = "STOPPED"
         else:
             crawl.status = "FAILED" if error else "COMPLETED"
+        self.crawled(crawler, crawl)
+
+    def crawled(self, crawler: Any, crawl: Any) -> None:
+        """Tell :attr:`on_crawl` that ``crawl`` started or ended."""
+        if self.on_crawl is not None:
+            self.on_crawl(crawler, crawl)
 
     def _crawl_target_from_events(self, crawler: Any, crawl: Any, target: dict[str, Any]) -> None:
         """One S3 target of an event mode crawler: its queued events, or its first full listing."""
@@ -337,8 +350,12 @@ class CrawlerEmulator:
             else:
                 consumed.append(message)
                 changes.extend(found)
+        # Crawls restored from before a restart of the stack do not count: the queue they
+        # consumed, and the events it held then, went with the earlier stack.
         listing = not any(
-            other is not crawl and other.status == "COMPLETED"
+            other is not crawl
+            and other.status == "COMPLETED"
+            and not getattr(other, BEFORE_RESTART, False)
             for other in getattr(crawler, "crawls", [])
         )
         crawl.event_mode = "LISTING" if listing else "EVENTS"
@@ -637,6 +654,7 @@ def install(patches: PatchSet, emulator: CrawlerEmulator) -> None:
     def start_crawler(self: Any) -> None:
         original_start(self)
         crawl = self.crawls[-1]
+        emulator.crawled(self, crawl)
         worker = threading.Thread(
             target=emulator.crawl, args=(self, crawl), name=f"crawl-{self.name}", daemon=True
         )

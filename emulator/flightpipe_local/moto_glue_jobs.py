@@ -14,6 +14,9 @@ independent processes, so as many run at once as the job's ``MaxConcurrentRuns``
 lets start. A run stays RUNNING while its process runs and ends SUCCEEDED, or
 FAILED with the script's last error line as ``ErrorMessage``; the job's
 ``Timeout`` (minutes) stops it with ``TIMEOUT``. Each run's output is kept as its log.
+A run's process is a worker of the stack (:mod:`flightpipe_local.processes`): it ends
+with the stack, even when the stack is killed; its scratch directory is in the stack's
+work directory, which goes with the stack too.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from moto.moto_api import state_manager
 
 from flightpipe_local._patching import PatchSet
 from flightpipe_local.glue_environments import JobEnvironments, split_list
+from flightpipe_local.processes import GLUE, WorkerProcesses, default_workers, kill_group
 from flightpipe_local.runtimes import SHIMS_DIR, SPARK, glue_runtime
 
 SEAM_OWNER = glue_models.FakeJob
@@ -106,8 +110,16 @@ class JobRunner:
         log_dir: Path,
         credentials_for: Optional[Callable[[Any], Mapping[str, str]]] = None,
         fetch_as: Optional[Callable[[Any], ObjectFetcher]] = None,
+        work_dir: Optional[Path] = None,
+        workers: Optional[WorkerProcesses] = None,
+        on_run: Optional[Callable[[Any, Any], None]] = None,
     ) -> None:
         self._repo = repo
+        # Where each run's scratch directory goes (the system's temporary directory without).
+        self._work_dir = work_dir
+        self._workers = workers or default_workers()
+        # Told of a run when it starts and when it ends (the stack's memory records runs).
+        self.on_run = on_run
         # Glue reads a job's script and libraries from S3 as the job's role.
         self._fetch_as = fetch_as
         # The job role's session: Glue runs the script with the role it assumed.
@@ -126,14 +138,14 @@ class JobRunner:
             self._closed = True
             running, self._running = list(self._running), set()
         for process in running:
-            if process.poll() is None:
-                process.kill()
-            process.wait()
+            kill_group(process)
 
     def run(self, job: Any, run: Any) -> None:
         started = time.monotonic()
         status, error = "FAILED", None
-        workdir = Path(tempfile.mkdtemp(prefix=f"glue-{run.job_run_id[:12]}-"))
+        if self._work_dir is not None:
+            self._work_dir.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix=f"glue-{run.job_run_id[:12]}-", dir=self._work_dir))
         try:
             status, error = self._execute(job, run, workdir)
         except Exception as exc:  # a failed start fails the run, as on Glue
@@ -147,6 +159,12 @@ class JobRunner:
         run.completed_on = glue_models.utcnow()
         run.modified_on = run.completed_on
         run.status = status
+        self.ran(job, run)
+
+    def ran(self, job: Any, run: Any) -> None:
+        """Tell :attr:`on_run` that ``run`` started or ended."""
+        if self.on_run is not None:
+            self.on_run(job, run)
 
     def log_path(self, job_name: str, run_id: str) -> Path:
         """Where a run's output goes (Glue sends it to CloudWatch Logs)."""
@@ -187,8 +205,9 @@ class JobRunner:
             with self._lock:
                 if self._closed:
                     return "FAILED", "the local stack stopped before the run started"
-                process = subprocess.Popen(
+                process = self._workers.spawn(
                     [str(python), *argv],
+                    GLUE,
                     cwd=workdir,
                     env=env,
                     stdout=output,
@@ -198,8 +217,7 @@ class JobRunner:
             try:
                 returncode = process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+                kill_group(process)
                 return "TIMEOUT", f"Job run timed out after {timeout_s / 60:.0f} minutes"
             finally:
                 with self._lock:
@@ -237,6 +255,7 @@ def install(patches: PatchSet, runner: JobRunner) -> None:
         run_id = original_start(self, *args, **kwargs)
         run = next(r for r in self.job_runs if r.job_run_id == run_id)
         run.status = "RUNNING"
+        runner.ran(self, run)
         worker = threading.Thread(
             target=runner.run, args=(self, run), name=f"job-{run_id[:12]}", daemon=True
         )

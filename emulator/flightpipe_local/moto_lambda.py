@@ -15,7 +15,9 @@ environment discarded. This machine is not Lambda's fleet: at most
 to be free (on AWS they would run at once, up to the account's concurrency).
 The result is returned as Lambda returns it: the JSON payload, or an error
 payload whose ``errorType`` is the exception's class name, so ``Retry``/``Catch``
-in the state machine match the real error names.
+in the state machine match the real error names. The environments are workers of
+the stack (:mod:`flightpipe_local.processes`): they end with it, even when it is
+killed.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from typing import Any, Callable, Optional
 from moto.awslambda import models as lambda_models
 
 from flightpipe_local._patching import PatchSet
+from flightpipe_local.processes import LAMBDA, WorkerProcesses, default_workers, kill_group
 from flightpipe_local.runtimes import SHIMS_DIR, lambda_runtime
 
 SEAM_OWNER = lambda_models.LambdaFunction
@@ -67,11 +70,19 @@ def _rss_mb(pid: int) -> float:
 class ExecutionEnvironment:
     """One warm process of a function: serves one invocation at a time."""
 
-    def __init__(self, python: Path, task_root: Path, env: Mapping[str, str], log: Path) -> None:
+    def __init__(
+        self,
+        python: Path,
+        task_root: Path,
+        env: Mapping[str, str],
+        log: Path,
+        workers: Optional[WorkerProcesses] = None,
+    ) -> None:
         self._log_path = log
         self._log = log.open("ab")
-        self.process = subprocess.Popen(
+        self.process = (workers or default_workers()).spawn(
             [str(python), "-u", str(BOOTSTRAP)],
+            LAMBDA,
             cwd=task_root,
             env=dict(env),
             stdin=subprocess.PIPE,
@@ -130,9 +141,7 @@ class ExecutionEnvironment:
 
     def stop(self) -> None:
         self.alive = False
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
+        kill_group(self.process)
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
                 stream.close()
@@ -150,8 +159,10 @@ class FunctionRuntimes:
         log_dir: Path,
         max_environments: int = 6,
         credentials_for: Optional[Callable[[Any], Mapping[str, str]]] = None,
+        workers: Optional[WorkerProcesses] = None,
     ) -> None:
         self._repo = repo
+        self._workers = workers
         # The execution role's session, in the variables Lambda puts it in.
         self._credentials_for = credentials_for
         self._slots: dict[str, threading.BoundedSemaphore] = {}
@@ -193,7 +204,9 @@ class FunctionRuntimes:
         python = lambda_runtime(function.run_time).python(self._repo)
         log = self._log_dir / "lambda" / f"{function.function_name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        environment = ExecutionEnvironment(python, task_root, self._env(function, task_root), log)
+        environment = ExecutionEnvironment(
+            python, task_root, self._env(function, task_root), log, self._workers
+        )
         with self._lock:
             self._all.append(environment)
         return environment

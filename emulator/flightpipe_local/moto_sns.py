@@ -46,12 +46,21 @@ class NoticeBoard:
         self._notices: list[Notice] = []
         self._lock = threading.Lock()
         self.on_notice = on_notice
+        # Told of every notice as it is published (the stack's memory records them).
+        self.recorder: Optional[Callable[[Notice], None]] = None
 
     def add(self, notice: Notice) -> None:
         with self._lock:
             self._notices.append(notice)
+        if self.recorder is not None:
+            self.recorder(notice)
         if self.on_notice is not None:
             self.on_notice(notice)
+
+    def restore(self, notices: list[Notice]) -> None:
+        """Put back the notices an earlier stack published (shown once already: not again)."""
+        with self._lock:
+            self._notices[:0] = notices
 
     def notices(self) -> list[Notice]:
         with self._lock:

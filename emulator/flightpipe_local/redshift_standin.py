@@ -373,6 +373,51 @@ def password_matches(stored: Optional[str], user: str, password: str) -> bool:
     return False
 
 
+HANDLES_FILE = ".handle_pids.json"
+# Process start times are known to about a second (the kernel's boot time is whole seconds).
+_START_TIME_SLACK_S = 2.0
+
+
+def prune_gone_handles(data_dir: Path) -> list[int]:
+    """Remove the processes that no longer run from pgserver's list of the server's users.
+
+    pgserver 0.1.4 keeps ``<data dir>/.handle_pids.json``: each process that opens the
+    server adds its pid, and closing removes it and stops the server only when the list
+    then held no one else. A process killed (SIGKILL) stays listed for good, so every later
+    clean stop would leave PostgreSQL running. A pid counts as gone when no process has it,
+    or when its process started after the list was last written (a reused number: a user
+    of the server adds itself after it starts). Done under pgserver's own inter-process lock.
+    Returns the pruned pids.
+    """
+    import psutil
+    from pgserver.postgres_server import PostgresServer
+
+    path = Path(data_dir) / HANDLES_FILE
+    with PostgresServer._lock:
+        try:
+            pids = json.loads(path.read_text(encoding="utf-8"))
+            written = path.stat().st_mtime
+        except (OSError, ValueError):
+            return []
+        if not isinstance(pids, list):
+            return []
+        gone = [pid for pid in pids if not _uses_server(pid, written, psutil)]
+        if gone:
+            path.write_text(json.dumps([pid for pid in pids if pid not in gone]))
+    return gone
+
+
+def _uses_server(pid: Any, written: float, psutil: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        process = psutil.Process(pid)
+        started = process.create_time()
+        return process.status() != psutil.STATUS_ZOMBIE and started <= written + _START_TIME_SLACK_S
+    except psutil.Error:
+        return False
+
+
 class RedshiftStandIn:
     """Embedded PostgreSQL speaking the project's Redshift SQL.
 
@@ -409,6 +454,9 @@ class RedshiftStandIn:
         self.copy_reader_for_role: CopyReaderFactory = copy_reader_for_role or (
             lambda role: (s3_reader, s3_lister)
         )
+        # Processes that died without letting go of the server (killed) would keep it running
+        # past the last clean stop: pgserver stops it only when the list holds no one else.
+        self.pruned_handles = prune_gone_handles(self._data_dir)
         self._server = pgserver.get_server(self._data_dir, cleanup_mode="stop")
         self._uri = self._server.get_uri()
         self._lock = threading.Lock()
@@ -530,7 +578,9 @@ class RedshiftStandIn:
         return name
 
     def close(self) -> None:
-        """Stop the server (the data directory is kept)."""
+        """Stop the server (the data directory is kept), unless another live process still
+        uses it; processes that died without letting go of it do not count."""
+        prune_gone_handles(self._data_dir)
         self._server.cleanup()
 
     def delete(self) -> None:

@@ -8,6 +8,12 @@ process with its SDK pointed at the emulator: the Lambdas from the zip
 ``sls package`` builds, the Glue job from the script and wheel the deploy
 uploads (see :mod:`flightpipe_local.moto_lambda` and
 :mod:`flightpipe_local.moto_glue_jobs`).
+
+With a state directory the stack keeps there, beside the warehouse, what its emulated
+AWS holds (:mod:`flightpipe_local.stack_memory`), holds the directory locked while it
+runs, and clears at start what a killed stack left (:mod:`flightpipe_local.leftovers`);
+its worker processes end with it however it ends (:mod:`flightpipe_local.processes`).
+Without one, every start is a clean slate and nothing is kept.
 """
 
 from __future__ import annotations
@@ -16,7 +22,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import urllib.request
 import uuid
@@ -49,9 +54,18 @@ from flightpipe_local.glue_environments import JobEnvironments
 from flightpipe_local.iam import least_privilege
 from flightpipe_local.iam.enforcement import Authorizer
 from flightpipe_local.iam.sessions import RoleSessions, SessionCredentials
+from flightpipe_local.leftovers import (
+    GLUE_SCRATCH,
+    StateDirBusy,
+    StateDirLock,
+    clear_leftovers,
+    make_work_dir,
+)
+from flightpipe_local.processes import WORKERS_FILE, WorkerProcesses
 from flightpipe_local.redshift_standin import RedshiftStandIn, boto3_object_store
 from flightpipe_local.redshift_wire import RedshiftWireFront, WarehouseEndpoint, postgres_login
 from flightpipe_local.signals import deferred
+from flightpipe_local.stack_memory import MEMORY_DIR, StackMemory
 from flightpipe_local.template import DEFAULT_REGION, DEFAULT_STAGE, PackagedStack, package
 
 LOOPBACK = "127.0.0.1"
@@ -146,6 +160,13 @@ class EmulatedStack:
         self.sessions = RoleSessions(region)
         self.deployment: Optional[Deployment] = None
         self._session = boto3.session.Session()
+        self.workers: Optional[WorkerProcesses] = None
+        # What the stack keeps in its state directory across restarts (None without one).
+        self.memory: Optional[StackMemory] = None
+        self._state_lock: Optional[StateDirLock] = None
+        # What the start cleared of earlier stacks and restored from the state directory,
+        # one line each (also given to ``echo``).
+        self.notes: list[str] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -159,7 +180,11 @@ class EmulatedStack:
             packaged = self._packaged or package(
                 self.repo, stage=self.stage, region=self.region, params=self.params
             )
-            self._temp_dir = Path(tempfile.mkdtemp(prefix="flightpipe-"))
+            self._hold_state_dir()
+            for line in clear_leftovers(self.state_dir):
+                self._note(line)
+            self._temp_dir = make_work_dir()
+            self.workers = WorkerProcesses(self._temp_dir / WORKERS_FILE)
             self._start_server()
             self._echo("starting the embedded warehouse (PostgreSQL)")
             with deferred():  # a postmaster started but not yet held would be orphaned
@@ -174,6 +199,7 @@ class EmulatedStack:
                 artifacts_dir=packaged.path.parent,
             )
             self.deployment = deployer.deploy()
+            self._remember()
             upload_glue_assets(self.client("s3"), self.repo, packaged.glue_assets, self.deployment)
             assert self.data_api is not None
             self.data_api.workgroups.update(self.deployment.workgroups)
@@ -193,6 +219,8 @@ class EmulatedStack:
             self._stop()
 
     def _stop(self) -> None:
+        if self.memory is not None:
+            self.memory.close()  # first: what the stopping does to runs is not their outcome
         self._save_call_snapshot()
         self._patches.restore()
         if self.functions is not None:
@@ -201,6 +229,9 @@ class EmulatedStack:
         if self.jobs is not None:
             self.jobs.close()
             self.jobs = None
+        if self.workers is not None:
+            self.workers.close()
+            self.workers = None
         if self.data_api is not None:
             self.data_api.close()
             self.data_api = None
@@ -222,6 +253,9 @@ class EmulatedStack:
         if self._temp_dir is not None:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
             self._temp_dir = None
+        if self._state_lock is not None:
+            self._state_lock.release()
+            self._state_lock = None
         if self._owns_lock:
             self._owns_lock = False
             _ACTIVE.release()
@@ -390,6 +424,38 @@ class EmulatedStack:
 
     # -- start-up steps --------------------------------------------------------------------
 
+    def _note(self, line: str) -> None:
+        self.notes.append(line)
+        self._echo(line)
+
+    def _hold_state_dir(self) -> None:
+        """Lock the state directory for this stack: one stack at a time writes it, and what
+        it holds of a stack that no longer holds the lock is stale."""
+        if self.state_dir is None:
+            return
+        lock = StateDirLock(self.state_dir)
+        try:
+            lock.acquire()
+        except StateDirBusy as busy:
+            raise StackError(str(busy)) from None
+        self._state_lock = lock
+
+    def _remember(self) -> None:
+        """Put back what the state directory kept, then record every change to it."""
+        if self.state_dir is None:
+            return
+        assert self.crawlers is not None and self.jobs is not None
+        memory = StackMemory(self.state_dir / MEMORY_DIR, ACCOUNT_ID, self.region)
+        memory.install(self._patches)
+        restored = memory.restore(self.notices)
+        for line in restored.lines(memory.directory):
+            self._note(line)
+        self.crawlers.on_crawl = memory.crawl_changed
+        self.jobs.on_run = memory.job_run_changed
+        self.notices.recorder = memory.notice_published
+        memory.resume()
+        self.memory = memory
+
     def _start_server(self) -> None:
         from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
@@ -421,7 +487,8 @@ class EmulatedStack:
 
     @property
     def work_dir(self) -> Path:
-        """Where the stack keeps what it needs while it runs (removed when it stops)."""
+        """Where the stack keeps what it needs while it runs: the functions' code, the job
+        runs' scratch directories (removed when it stops; by the next start when killed)."""
         if self._temp_dir is None:
             raise StackError("the stack is not started")
         return self._temp_dir
@@ -441,6 +508,11 @@ class EmulatedStack:
         data_dir = (self.state_dir or self.work_dir) / "warehouse"
         reader, lister = boto3_object_store(self.client("s3"))
         self.standin = RedshiftStandIn(data_dir, reader, lister)
+        for pid in self.standin.pruned_handles:
+            self._note(
+                f"the warehouse still listed process {pid} as its user, which is gone: "
+                "dropped from its list (else a clean stop would leave PostgreSQL running)"
+            )
         self.standin.copy_reader_for_role = self._copy_reader
         self.data_api = moto_redshift_data.LocalDataApi(self.standin)
         # Redshift's own drivers connect here: the front does Redshift's start-up.
@@ -458,6 +530,7 @@ class EmulatedStack:
             self.runtime_environment,
             self.log_dir,
             credentials_for=self._function_credentials,
+            workers=self.workers,
         )
         moto_lambda.install(patches, self.functions)
         moto_s3_multipart.install(patches)
@@ -485,6 +558,8 @@ class EmulatedStack:
             fetch_as=lambda job: moto_glue_jobs.s3_fetcher(
                 lambda: self.role_client("s3", self._job_session(job))
             ),
+            work_dir=self.work_dir / GLUE_SCRATCH,
+            workers=self.workers,
         )
         moto_glue_jobs.install(patches, self.jobs)
         moto_redshift_data.install(
