@@ -3,8 +3,12 @@
 The EventBridge rule in ``serverless.yml`` builds it from the S3 event with its input
 transformer; ``flightpipe backfill`` and ``flightpipe smoke`` build the same document
 from ``HeadObject``/``ListObjectVersions``; the state machine reads it as ``$``; the Glue
-job receives it as ``--bucket``, ``--key``, ``--version_id`` and ``--etag``.
-``tests/test_execution_input.py`` holds the rule's template to these fields.
+job receives it as ``--bucket``, ``--key``, ``--version_id``, ``--etag`` and
+``--sequencer``. ``tests/test_template.py`` holds the rule's template to these fields.
+
+``sequencer`` orders the versions of one key (:mod:`flightpipe.sequencer`): the S3 event's
+``detail.object.sequencer``; an execution started without an event has none, unless
+``flightpipe backfill`` gives it the ordering key of the version it re-drives.
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ from typing import Any, Optional
 
 @dataclass(frozen=True)
 class ExecutionInput:
-    """``{"bucket", "key", "size", "etag", "version_id"}``; etag and version_id may be null."""
+    """``{"bucket", "key", "size", "etag", "version_id", "sequencer"}``; etag, version_id
+    and sequencer may be null."""
 
     bucket: str
     key: str
     size: Optional[int] = None
     etag: Optional[str] = None
     version_id: Optional[str] = None
+    sequencer: Optional[str] = None
 
     @classmethod
     def from_json(cls, text: str) -> ExecutionInput:
@@ -36,8 +42,9 @@ class ExecutionInput:
     @classmethod
     def from_head(cls, bucket: str, key: str, head: dict[str, Any]) -> ExecutionInput:
         """The input for an object as ``HeadObject`` or a ``ListObjectVersions`` entry
-        describes it (what its S3 event carries). An object written while the bucket was
-        unversioned has the version id "null", and its event no version id at all
+        describes it: what its S3 event carries but the sequencer, which neither gives. An
+        object written while the bucket was unversioned has the version id "null", and its
+        event no version id at all
         (https://docs.aws.amazon.com/AmazonS3/latest/userguide/manage-objects-versioned-bucket.html)."""
         version_id = head.get("VersionId")
         return cls(
@@ -47,6 +54,11 @@ class ExecutionInput:
             etag=str(head.get("ETag", "")).strip('"') or None,
             version_id=None if version_id in (None, "", "null") else version_id,
         )
+
+    @property
+    def source_version(self) -> Optional[str]:
+        """How the warehouse's ledger names the version: its version id, else its ETag."""
+        return self.version_id or self.etag
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

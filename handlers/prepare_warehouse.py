@@ -1,4 +1,6 @@
-"""Lambda: bootstrap the warehouse schema and load the airports dimension when it changed."""
+"""Lambda: bootstrap the warehouse schema and load the airports dimension when it changed;
+given ``{"record_failure": {...}}`` (the state machine's RecordFailure step), record instead
+the FAILED ledger row of an execution that failed before its job wrote one."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from flightpipe.runtime_info import runtime_versions
 from flightpipe.settings import FunctionSettings
 from flightpipe.warehouse import DataApiWarehouse, WarehouseTarget
+from flightpipe.warehouse.ledger import ExecutionFailure, record_failed_execution
 from flightpipe.warehouse.setup import prepare_warehouse
 
 logger = Logger()
@@ -18,13 +21,18 @@ logger = Logger()
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(source_key=event.get("key"))
+    failure = event.get("record_failure")
+    logger.append_keys(source_key=(failure or event).get("key"))
     settings = FunctionSettings.from_environment()
-    settings.require("data_bucket", "copy_role_arn")
     client = boto3.client("redshift-data")
     target = WarehouseTarget.from_environment()
     # Statement waits end before the function's own timeout (serverless.yml), whatever it is.
     warehouse = DataApiWarehouse.within_lambda(client, target, context)
+    if failure is not None:
+        recorded = record_failed_execution(warehouse, ExecutionFailure.from_payload(failure))
+        logger.info("execution failure recorded", extra=recorded)
+        return {**recorded, "runtime": runtime_versions()}
+    settings.require("data_bucket", "copy_role_arn")
     admin = None
     if settings.admin_secret_arn:
         admin = DataApiWarehouse.within_lambda(

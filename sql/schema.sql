@@ -34,7 +34,12 @@ CREATE TABLE IF NOT EXISTS airlines.daily_flights_fact (
 DISTSTYLE EVEN
 SORTKEY (flight_date);
 
--- One row per attempt to load one file.
+-- One row per attempt to load one file (an execution that failed before its job ran has
+-- one too). status: LOADED, REJECTED, FAILED, DUPLICATE (this version was already loaded) or
+-- SUPERSEDED (a newer version of the file was already loaded: its rows were left alone).
+-- source_sequencer orders the versions of one file: the S3 event's sequencer as an ordering
+-- key (flightpipe/sequencer.py); NULL when the execution had none. A column added after the
+-- first release reaches existing warehouses through sql/schema_upgrades.sql.
 CREATE TABLE IF NOT EXISTS airlines.load_ledger (
     load_id                VARCHAR(64)   NOT NULL,
     source_file            VARCHAR(1024) NOT NULL,
@@ -48,6 +53,7 @@ CREATE TABLE IF NOT EXISTS airlines.load_ledger (
     started_at             TIMESTAMP     NOT NULL,
     finished_at            TIMESTAMP,
     execution_id           VARCHAR(2048),
+    source_sequencer       VARCHAR(128),
     PRIMARY KEY (load_id)
 )
 DISTSTYLE ALL

@@ -58,6 +58,19 @@ def run_on(
 ) -> JobSummary:
     """Upload ``body`` as ``key`` and run the job on it."""
     put = s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    return run_version(s3, warehouse, key, put, threshold, engine, **extra)
+
+
+def run_version(
+    s3: Any,
+    warehouse: Any,
+    key: str,
+    put: dict[str, Any],
+    threshold: Optional[str] = None,
+    engine: Any = None,
+    **extra: str,
+) -> JobSummary:
+    """Run the job on the version of ``key`` that ``put`` (a PutObject response) wrote."""
     values = {
         "bucket": BUCKET,
         "key": key,

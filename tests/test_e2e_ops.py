@@ -13,6 +13,7 @@ import pytest
 from e2e_support import fact_rows_of, run_files, scalar, start_stack
 
 from flightpipe.cli import main
+from flightpipe.sequencer import ordering_key
 from flightpipe_local.local_commands import record_stack
 from flightpipe_local.stack import EmulatedStack
 
@@ -121,6 +122,7 @@ def test_a_file_whose_execution_failed_before_the_job_shows_in_status_failed_wit
     runs = flightpipe_json(capsys, state_dir, "status", "--failed", "--limit", "50")
     failed = [run for run in runs if run["execution_arn"] == arn]
     assert failed and failed[0]["status"] == "FAILED"
+    assert failed[0]["load_status"] == "FAILED"  # the ledger records it too
     assert failed[0]["error"]
     code, out, _ = flightpipe(capsys, "status", "--failed", "--state-dir", str(state_dir))
     assert code == 0 and "never-uploaded.csv" in out
@@ -172,7 +174,9 @@ def test_backfill_failed_only_restarts_the_files_that_did_not_load(
     rule_input = json.loads(
         stack.client("stepfunctions").describe_execution(executionArn=arn)["input"]
     )
-    assert json.loads(described["input"]) == rule_input
+    # The rule's input, with the sequencer its execution recorded in the ledger.
+    sequencer = ordering_key(rule_input["sequencer"])
+    assert json.loads(described["input"]) == {**rule_input, "sequencer": sequencer}
 
 
 def test_backfill_of_a_loaded_file_records_a_duplicate_and_loads_nothing_again(

@@ -10,6 +10,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -70,8 +71,11 @@ def _glue_script() -> ModuleType:
     return module
 
 
-def run_glue_script(monkeypatch, s3, warehouse, key: str, body: bytes) -> list:
-    """Upload ``body`` as ``key`` and run the Glue script's ``main`` on Glue's argument list.
+def run_glue_script(
+    monkeypatch, s3, warehouse, key: str, body: bytes, extra: Sequence[str] = ()
+) -> list:
+    """Upload ``body`` as ``key`` and run the Glue script's ``main`` on Glue's argument list
+    (and the ``extra`` arguments).
 
     S3 is the test's moto (the script's own ``boto3.client("s3")``); only the Data API
     adapter is swapped for ``warehouse``. Returns the warehouse targets the script built.
@@ -96,6 +100,7 @@ def run_glue_script(monkeypatch, s3, warehouse, key: str, body: bytes) -> list:
             "--summary_key", "reports/run-1.json",
             "--redshift_database", "dev",
             "--redshift_workgroup", "flightpipe-wg",
+            *extra,
         ]
     )  # fmt: skip
     return targets
@@ -300,6 +305,42 @@ def test_a_failed_load_fails_the_glue_run_records_failed_and_removes_the_staged_
     [entry] = ledger(warehouse)
     assert entry["status"] == "FAILED" and entry["rows_read"] == 13 and entry["rows_loaded"] == 0
     assert facts(warehouse) == [] and _keys(s3, "staging/") == []
+
+
+def test_the_glue_run_of_an_older_version_after_a_newer_one_fails_naming_the_superseded_skip(
+    loaded, monkeypatch
+):
+    warehouse, s3 = loaded
+    header = b"Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\n"
+    newer, older = header + b"DL,11433,13303,1,2\n", header + b"UA,14869,12478,3,4\n"
+    key = "incoming/twice.csv"
+    run_glue_script(monkeypatch, s3, warehouse, key, newer, ["--sequencer", "0200"])
+    with pytest.raises(JobFailed, match=r": SUPERSEDED: SupersededVersion: version ") as raised:
+        run_glue_script(monkeypatch, s3, warehouse, key, older, ["--sequencer", "0100"])
+    summary = raised.value.summary
+    assert (summary.status, summary.rows_loaded, summary.rows_read) == ("SUPERSEDED", 0, 1)
+    assert summary.source_sequencer == "0" * 60 + "0100"
+    assert [r["carrier"] for r in facts(warehouse)] == ["DL"]
+    assert [(e["status"], e["source_sequencer"]) for e in ledger(warehouse)] == [
+        ("LOADED", "0" * 60 + "0200"),
+        ("SUPERSEDED", "0" * 60 + "0100"),
+    ]
+    assert json.loads(read_object(s3, "reports/run-1.json"))["status"] == "SUPERSEDED"
+
+
+def test_a_sequencer_that_is_not_hexadecimal_fails_the_attempt_before_reading_the_file(loaded):
+    warehouse, s3 = loaded
+    body = b"Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\nDL,11433,13303,1,2\n"
+    summary = run_on(s3, warehouse, "incoming/odd.csv", body, sequencer="not-hex")
+    assert summary.status == "FAILED"
+    assert summary.error.startswith("SequencerError: sequencer 'not-hex' is not a hexadecimal")
+    [entry] = ledger(warehouse)
+    assert (entry["status"], entry["rows_read"], entry["source_sequencer"]) == (
+        "FAILED",
+        None,
+        None,
+    )
+    assert facts(warehouse) == []
 
 
 def _imported_names(tree: ast.AST) -> set:

@@ -13,8 +13,8 @@ from flightpipe.etl.values import (
     parse_carrier,
     parse_delay,
     parse_flight_date,
-    truncate_utf8,
 )
+from flightpipe.warehouse.ledger import truncate_utf8
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,15 @@ from pathlib import Path
 import pytest
 
 from flightpipe.ops.executions import cause_message, describe_event
+from flightpipe_local._patching import PatchSet
 from flightpipe_local.deploy import Deployment, DeploymentError, Resolver, Resource, creation_order
-from flightpipe_local.moto_events import apply_input_transformer, normalise_s3_event, target_input
+from flightpipe_local.moto_events import (
+    Sequencers,
+    apply_input_transformer,
+    install,
+    normalise_s3_event,
+    target_input,
+)
 from flightpipe_local.moto_glue_crawler import infer_columns, infer_type, table_name
 from flightpipe_local.moto_glue_jobs import error_message, script_argv
 from flightpipe_local.moto_redshift_data import field_value
@@ -50,6 +57,63 @@ def test_s3_events_carry_etag_spelled_as_aws_spells_it() -> None:
     assert event["detail"]["object"]["etag"] == "abc"
     assert "eTag" not in event["detail"]["object"]
     assert "eTag" in S3_EVENT["detail"]["object"]  # the original is left alone
+
+
+def test_s3_sequencers_increase_per_key_even_when_the_clock_does_not_move() -> None:
+    frozen = 0x0017D2B3E1A2B3C4D5  # a moment in 2021, in nanoseconds
+    sequencers = Sequencers(clock=lambda: frozen)
+    first = sequencers.next("data", "incoming/a.csv")
+    second = sequencers.next("data", "incoming/a.csv")
+    other = sequencers.next("data", "incoming/b.csv")
+    assert (first, second, other) == ("0017D2B3E1A2B3C4D5", "0017D2B3E1A2B3C4D6", first)
+    later = Sequencers()  # a restarted stack: the clock has moved on
+    assert int(later.next("data", "incoming/a.csv"), 16) > int(second, 16)
+
+
+def test_a_given_sequencer_replaces_moto_s_constant_one_in_a_copy() -> None:
+    original = {**S3_EVENT, "detail": {**S3_EVENT["detail"]}}
+    original["detail"]["object"] = {**S3_EVENT["detail"]["object"], "sequencer": "617f08299329d189"}
+    event = normalise_s3_event(original, sequencer="0055AED6DCD90281E5")
+    assert event["detail"]["object"]["sequencer"] == "0055AED6DCD90281E5"
+    assert original["detail"]["object"]["sequencer"] == "617f08299329d189"
+
+
+def test_each_s3_event_reaching_eventbridge_carries_its_own_increasing_sequencer() -> None:
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        patches = PatchSet()
+        install(patches)
+        try:
+            s3 = boto3.client("s3", region_name="us-east-1")
+            sqs = boto3.client("sqs", region_name="us-east-1")
+            events = boto3.client("events", region_name="us-east-1")
+            s3.create_bucket(Bucket="data")
+            s3.put_bucket_notification_configuration(
+                Bucket="data",
+                NotificationConfiguration={"EventBridgeConfiguration": {}},
+            )
+            queue = sqs.create_queue(QueueName="events")["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+            events.put_rule(Name="s3", EventPattern=json.dumps({"source": ["aws.s3"]}))
+            events.put_targets(
+                Rule="s3", Targets=[{"Id": "q", "Arn": arn["Attributes"]["QueueArn"]}]
+            )
+            for body in (b"1", b"2", b"3"):
+                s3.put_object(Bucket="data", Key="incoming/a.csv", Body=body)
+            messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+        finally:
+            patches.restore()
+    created = [json.loads(m["Body"]) for m in messages]
+    sequencers = [
+        event["detail"]["object"]["sequencer"]
+        for event in created
+        if event["detail-type"] == "Object Created"
+    ]
+    assert len(sequencers) == 3 and "617f08299329d189" not in sequencers
+    assert sorted(sequencers, key=lambda text: int(text, 16)) == sequencers
+    assert len(set(sequencers)) == 3 and all(len(text) == 18 for text in sequencers)
 
 
 def test_target_without_input_settings_receives_the_whole_event() -> None:

@@ -162,6 +162,7 @@ def test_the_backfill_input_is_what_the_rule_sends_for_the_object() -> None:
         "size": 331,
         "etag": "abc",
         "version_id": "v7",
+        "sequencer": None,
     }
     assert document.source_file == JobArgs(bucket="bucket", key="incoming/f.csv").source_file
 

@@ -142,3 +142,74 @@ def test_statement_waits_end_before_the_lambda_timeout(data_api, s3, shared_data
     with pytest.raises(StatementError, match="at the end of the time left to the caller"):
         prepare_warehouse.handler({"key": "incoming/a.csv"}, context)
     assert time.monotonic() - started < context.remaining_ms / 1000
+
+
+def _failure(execution: str, **fields: str) -> dict:
+    """The RecordFailure step's payload for an execution whose crawl poll was refused."""
+    return {
+        "record_failure": {
+            "bucket": TEST_BUCKET,
+            "key": "incoming/gone.csv",
+            "version_id": "v-gone",
+            "etag": "e1",
+            "sequencer": "0055AED6DCD90281E5",
+            "execution_id": f"arn:aws:states:us-east-1:123456789012:execution:pipeline:{execution}",
+            "error": "Lambda.Unknown",
+            "cause": json.dumps(
+                {"errorType": "ClientError", "errorMessage": "HeadObject: NoSuchVersion"}
+            ),
+            **fields,
+        }
+    }
+
+
+def test_an_execution_failing_before_its_job_gets_one_failed_ledger_row(data_api, s3, shared_data):
+    _upload_airports(s3, shared_data)
+    prepare_warehouse.handler({"key": "incoming/a.csv"}, FakeLambdaContext())  # bootstraps
+    first = prepare_warehouse.handler(_failure("gone-1"), FakeLambdaContext())
+    again = prepare_warehouse.handler(_failure("gone-1"), FakeLambdaContext())  # a retried step
+    assert (first["recorded"], again["recorded"]) == (True, False)
+    rows = data_api._standin.query(
+        "SELECT load_id, source_file, source_version, status, rows_loaded, error, "
+        "source_sequencer, execution_id FROM airlines.load_ledger"
+    ).as_dicts()
+    assert rows == [
+        {
+            "load_id": first["load_id"],
+            "source_file": f"s3://{TEST_BUCKET}/incoming/gone.csv",
+            "source_version": "v-gone",
+            "status": "FAILED",
+            "rows_loaded": 0,
+            "error": "Lambda.Unknown: HeadObject: NoSuchVersion",
+            "source_sequencer": "0" * 46 + "0055AED6DCD90281E5",
+            "execution_id": _failure("gone-1")["record_failure"]["execution_id"],
+        }
+    ]
+    # Written as the pipeline's identity, like every statement but the bootstrap's.
+    writes = [
+        s
+        for s in data_api._statements.values()
+        if any(sql.startswith("INSERT INTO airlines.load_ledger") for sql in s.sqls)
+    ]
+    assert len(writes) == 2 and not any(s.target.get("SecretArn") for s in writes)
+
+
+def test_an_execution_whose_job_recorded_its_attempt_gets_no_second_row(data_api, s3, shared_data):
+    _upload_airports(s3, shared_data)
+    prepare_warehouse.handler({"key": "incoming/a.csv"}, FakeLambdaContext())
+    execution = _failure("rejected-1")["record_failure"]["execution_id"]
+    data_api._standin.execute_batch(
+        [
+            "INSERT INTO airlines.load_ledger (load_id, source_file, status, started_at, "
+            f"execution_id) VALUES ('job-row', 's3://b/incoming/x.csv', 'REJECTED', GETDATE(), "
+            f"'{execution}')"
+        ]
+    )
+    result = prepare_warehouse.handler(
+        _failure("rejected-1", version_id="", etag="e2", sequencer=""), FakeLambdaContext()
+    )
+    assert result["recorded"] is False
+    statuses = data_api._standin.query(
+        f"SELECT status FROM airlines.load_ledger WHERE execution_id = '{execution}'"
+    ).rows
+    assert statuses == [("REJECTED",)]

@@ -320,7 +320,9 @@ def test_the_packaged_rule_ignores_other_buckets_and_other_s3_events(resources):
     assert not rule_keys.documented_match(pattern, deleted)
 
 
-def test_rule_input_carries_bucket_key_size_etag_and_version_id_as_json_values(resources):
+def test_rule_input_carries_bucket_key_size_etag_version_id_and_sequencer_as_json_values(
+    resources,
+):
     (rule,) = _of_type(resources, "AWS::Events::Rule").values()
     transformer = rule["Properties"]["Targets"][0]["InputTransformer"]
     assert transformer["InputPathsMap"] == {
@@ -329,9 +331,17 @@ def test_rule_input_carries_bucket_key_size_etag_and_version_id_as_json_values(r
         "size": "$.detail.object.size",
         "etag": "$.detail.object.etag",
         "version_id": "$.detail.object.version-id",
+        "sequencer": "$.detail.object.sequencer",
     }
     # Unquoted placeholders: EventBridge inserts JSON values, null for an absent version-id.
-    event = {"bucket": "b", "key": "incoming/a.csv", "size": 7, "etag": "e", "version_id": None}
+    event = {
+        "bucket": "b",
+        "key": "incoming/a.csv",
+        "size": 7,
+        "etag": "e",
+        "version_id": None,
+        "sequencer": "617f08299329d189",
+    }
     rendered = re.sub(
         r"<(\w+)>", lambda m: json.dumps(event[m.group(1)]), transformer["InputTemplate"]
     )
@@ -500,8 +510,10 @@ def test_state_machine_has_every_pipeline_state(states, definition):
         "RunEtlJob": "Task",
         "RunSparkEtlJob": "Task",
         "NotifySuccess": "Task",
-        "IsDuplicateDelivery": "Choice",
+        "IsLoadSkipped": "Choice",
         "NotifyDuplicate": "Task",
+        "NotifySuperseded": "Task",
+        "RecordFailure": "Task",
         "NotifyFailure": "Task",
         "Succeeded": "Succeed",
         "Failed": "Fail",
@@ -532,10 +544,12 @@ def test_every_task_retries_transient_errors_with_backoff_and_catches_all(states
         assert catch["ErrorEquals"] == ["States.ALL"], name
         expected = {
             "NotifyFailure": "Failed",
+            "RecordFailure": "NotifyFailure",
             "NotifyDuplicate": "Succeeded",
-            "RunEtlJob": "IsDuplicateDelivery",
-            "RunSparkEtlJob": "IsDuplicateDelivery",
-        }.get(name, "NotifyFailure")
+            "NotifySuperseded": "Succeeded",
+            "RunEtlJob": "IsLoadSkipped",
+            "RunSparkEtlJob": "IsLoadSkipped",
+        }.get(name, "RecordFailure")
         assert catch["Next"] == expected, name
         assert catch.get("ResultPath", "$") != "$", f"{name} would lose the file it reports"
         retried = {error for retrier in state["Retry"] for error in retrier["ErrorEquals"]}
@@ -591,7 +605,7 @@ def test_crawl_failures_set_error_and_cause_then_notify(states):
         state = states[name]
         assert state["ResultPath"] == "$.error"
         assert {"Error", "Cause.$"} <= set(state["Parameters"])
-        assert state["Next"] == "NotifyFailure"
+        assert state["Next"] == "RecordFailure"
 
 
 @pytest.mark.parametrize(
@@ -599,10 +613,13 @@ def test_crawl_failures_set_error_and_cause_then_notify(states):
     [
         {"bucket": "b", "key": "incoming/a.csv", "size": 1, "etag": "e", "version_id": None},
         {"bucket": "b", "key": "incoming/a.csv", "size": 1, "etag": None, "version_id": None},
+        {"bucket": "b", "key": "incoming/a.csv", "size": 1, "sequencer": None},
         {"bucket": "b", "key": "incoming/a.csv", "size": 1},
     ],
 )
-def test_null_or_missing_version_id_and_etag_become_empty_strings(states, event, definition):
+def test_null_or_missing_version_id_etag_and_sequencer_become_empty_strings(
+    states, event, definition
+):
     data = dict(event)
     name = definition["StartAt"]
     while states[name]["Type"] in ("Choice", "Pass"):
@@ -613,7 +630,9 @@ def test_null_or_missing_version_id_and_etag_become_empty_strings(states, event,
         data[state["ResultPath"].removeprefix("$.")] = state["Result"]
         name = state["Next"]
     assert name == "PrepareWarehouse"
-    assert isinstance(data["version_id"], str) and isinstance(data["etag"], str)
+    assert [data[field] for field in ("version_id", "etag", "sequencer")] == [
+        event.get(field) or "" for field in ("version_id", "etag", "sequencer")
+    ]
 
 
 def test_etl_job_runs_synchronously_with_the_files_arguments(states):
@@ -625,6 +644,7 @@ def test_etl_job_runs_synchronously_with_the_files_arguments(states):
         "--execution_id.$": "$$.Execution.Id",
         "--version_id.$": "$.version_id",
         "--etag.$": "$.etag",
+        "--sequencer.$": "$.sequencer",
         "--summary_key.$": "States.Format('reports/{}.json', $$.Execution.Name)",
     }
     retried = {error for retrier in job["Retry"] for error in retrier["ErrorEquals"]}
@@ -742,13 +762,84 @@ def test_the_emulated_step_functions_routes_the_packaged_choice_as_step_function
             '{"ErrorMessage": "s3://b/incoming/f.csv: DUPLICATE: DuplicateDelivery: ..."}',
             "NotifyDuplicate",
         ),
-        ('{"ErrorMessage": "s3://b/incoming/f.csv: FAILED: StatementError: ..."}', "NotifyFailure"),
+        (
+            '{"ErrorMessage": "s3://b/incoming/f.csv: SUPERSEDED: SupersededVersion: ..."}',
+            "NotifySuperseded",
+        ),
+        ('{"ErrorMessage": "s3://b/incoming/f.csv: FAILED: StatementError: ..."}', "RecordFailure"),
     ],
 )
-def test_a_duplicate_delivery_ends_as_a_notice_not_a_failure(states, cause, expected):
+def test_a_duplicate_delivery_or_a_superseded_version_ends_as_a_notice_not_a_failure(
+    states, cause, expected
+):
     data = {"bucket": "b", "key": "incoming/f.csv", "error": {"Error": "x", "Cause": cause}}
-    assert _choose(states["IsDuplicateDelivery"], data) == expected
+    assert _choose(states["IsLoadSkipped"], data) == expected
     assert states["NotifyDuplicate"]["Next"] == "Succeeded"
+    assert states["NotifySuperseded"]["Next"] == "Succeeded"
+    message = states["NotifySuperseded"]["Parameters"]["Message"]
+    assert (message["status"], message["sequencer.$"], message["detail.$"]) == (
+        "SUPERSEDED",
+        "$.sequencer",
+        "$.error.Cause",
+    )
+
+
+def test_the_job_s_skip_errors_are_the_names_the_state_machine_matches(states):
+    from flightpipe.etl.job import DuplicateDelivery, SupersededVersion
+
+    patterns = [rule["StringMatches"] for rule in states["IsLoadSkipped"]["Choices"]]
+    assert patterns == [f"*{DuplicateDelivery.__name__}*", f"*{SupersededVersion.__name__}*"]
+    assert str(DuplicateDelivery("s3://b/k", "v")).startswith(DuplicateDelivery.__name__)
+    assert str(SupersededVersion("s3://b/k", "v", "0A")).startswith(SupersededVersion.__name__)
+
+
+def test_every_way_to_the_failure_notice_records_the_failure_first(states):
+    """Only RecordFailure leads to NotifyFailure, and every failure leads to RecordFailure."""
+
+    def successors(state: dict[str, Any]) -> set[str]:
+        found = {state.get("Next"), state.get("Default")}
+        found |= {rule["Next"] for rule in state.get("Choices", [])}
+        found |= {catch["Next"] for catch in state.get("Catch", [])}
+        return found - {None}
+
+    into_notice = {name for name, state in states.items() if "NotifyFailure" in successors(state)}
+    assert into_notice == {"RecordFailure"}
+    into_record = {name for name, state in states.items() if "RecordFailure" in successors(state)}
+    assert into_record == {
+        "PrepareWarehouse",
+        "StartCrawler",
+        "PollCrawler",
+        "CrawlFailed",
+        "CrawlTimedOut",
+        "IsLoadSkipped",
+        "NotifySuccess",
+    }
+
+
+def test_the_failure_record_goes_to_the_prepare_function_with_the_execution_and_its_error(
+    states,
+):
+    record = states["RecordFailure"]
+    assert record["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert record["Parameters"]["FunctionName"] == {
+        "Fn::GetAtt": ["PrepareWarehouseLambdaFunction", "Arn"]
+    }
+    assert record["Parameters"]["Payload"] == {
+        "record_failure": {
+            "bucket.$": "$.bucket",
+            "key.$": "$.key",
+            "version_id.$": "$.version_id",
+            "etag.$": "$.etag",
+            "sequencer.$": "$.sequencer",
+            "execution_id.$": "$$.Execution.Id",
+            "error.$": "$.error.Error",
+            "cause.$": "$.error.Cause",
+        }
+    }
+    # Whatever becomes of the record, the notice keeps the execution's own error.
+    assert record["ResultPath"] not in ("$", "$.error")
+    assert record["Catch"][0]["ResultPath"] not in ("$", "$.error")
+    assert "WarehouseThrottledError" in _retried(record)
 
 
 @pytest.mark.parametrize("state", ["RunEtlJob", "RunSparkEtlJob"])

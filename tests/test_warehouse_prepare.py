@@ -271,6 +271,7 @@ def test_admin_bootstraps_and_two_pipeline_users_in_the_pipeline_role_do_all_the
             iam_role=ROLE,
             source_file=f"s3://{BUCKET}/incoming/a.csv",
             source_version="v1",
+            source_sequencer=None,
             load_id="load-1",
             rows_read=2,
             rows_rejected=0,
@@ -322,3 +323,65 @@ def test_bootstrap_sql_is_what_the_pipeline_role_needs_and_no_more():
     assert "TO ROLE FLIGHTPIPE" in grants
     for broad in ("ALL PRIVILEGES", " ALL ON", "CREATE", "DROP", "TRUNCATE", "SUPERUSER"):
         assert broad not in grants
+
+
+def _ledger_columns(redshift_standin) -> list[str]:
+    rows = redshift_standin.query(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'airlines' "
+        "AND table_name = 'load_ledger' ORDER BY ordinal_position"
+    ).rows
+    return [row[0] for row in rows]
+
+
+def test_a_ledger_created_before_the_sequencer_column_gets_it_from_the_next_bootstrap(
+    warehouse, redshift_standin
+):
+    ensure_schema(warehouse, admin=warehouse)
+    redshift_standin.execute_batch(
+        ["ALTER TABLE airlines.load_ledger DROP COLUMN source_sequencer"]
+    )
+    assert "source_sequencer" not in _ledger_columns(redshift_standin)
+    # The deployed DDL changed (its fingerprint covers sql/schema_upgrades.sql): bootstrap.
+    redshift_standin.execute_batch(["DELETE FROM airlines.ddl_applied"])
+    assert ensure_schema(warehouse, admin=warehouse) == "bootstrapped"
+    assert _ledger_columns(redshift_standin)[-1] == "source_sequencer"
+    # Applied again (a later DDL change, a racing execution): the column is left as it is.
+    redshift_standin.execute_batch(["DELETE FROM airlines.ddl_applied"])
+    assert ensure_schema(warehouse, admin=warehouse) == "bootstrapped"
+    assert _ledger_columns(redshift_standin).count("source_sequencer") == 1
+
+
+def test_schema_upgrades_add_only_columns_missing_from_tables_that_exist(
+    warehouse, redshift_standin
+):
+    from flightpipe.warehouse.setup import BOOTSTRAP_SQL, schema_upgrades
+
+    assert "schema_upgrades.sql" in BOOTSTRAP_SQL  # a new upgrade changes the fingerprint
+    ensure_schema(warehouse, admin=warehouse)
+    assert schema_upgrades(warehouse) == []
+    redshift_standin.execute_batch(
+        ["ALTER TABLE airlines.load_ledger DROP COLUMN source_sequencer"]
+    )
+    assert schema_upgrades(warehouse) == [
+        "ALTER TABLE airlines.load_ledger ADD COLUMN source_sequencer VARCHAR(128)"
+    ]
+    redshift_standin.execute_batch(["DROP TABLE airlines.load_ledger"])
+    assert schema_upgrades(warehouse) == []  # created by sql/schema.sql with every column
+    ensure_schema(warehouse, admin=warehouse)
+    assert "source_sequencer" in _ledger_columns(redshift_standin)
+
+
+def test_without_an_admin_a_ledger_lacking_a_column_is_reported_with_the_upgrade_to_run(
+    warehouse, redshift_standin, pipeline_users
+):
+    prepare_user, _ = pipeline_users
+    ensure_schema(warehouse, admin=warehouse)
+    _join_pipeline_role(redshift_standin)
+    assert ensure_schema(prepare_user, admin=None) == "ready"
+    redshift_standin.execute_batch(
+        ["ALTER TABLE airlines.load_ledger DROP COLUMN source_sequencer"]
+    )
+    with pytest.raises(WarehouseNotBootstrappedError, match=r"sql/schema_upgrades\.sql"):
+        ensure_schema(prepare_user, admin=None)
+    assert ensure_schema(prepare_user, admin=warehouse) == "bootstrapped"
+    assert ensure_schema(prepare_user, admin=None) == "ready"

@@ -11,6 +11,15 @@ code, and a failure is logged without stopping delivery to other targets and rul
 With ``encode_keys`` the S3 events carry ``detail.object.key`` URL-encoded the
 way S3's classic notifications encode keys (AWS leaves it undocumented for
 EventBridge events; see flightpipe.s3keys), so both forms can be exercised.
+
+S3's events carry a ``sequencer`` that orders the events of one key ("the event
+notification with the greater sequencer hexadecimal value is the event that occurred
+later": https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html,
+``detail.object.sequencer`` in EventBridge events:
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html). moto sends one
+constant value; here each S3 event gets its own from :class:`Sequencers`, increasing per
+bucket and key, as S3's do (events that create or delete an object; moto's value stays on
+the others).
 """
 
 from __future__ import annotations
@@ -19,16 +28,21 @@ import copy
 import json
 import logging
 import re
+import threading
+import time
 import uuid
 from typing import Any, Callable, Optional
 from urllib.parse import quote_plus
 
 from moto.events import models as events_models
+from moto.s3 import notifications as s3_notifications
 
 from flightpipe_local._patching import PatchSet
 
 SEAM_OWNER = events_models.Rule
 SEAM_NAME = "send_to_targets"
+# Where moto sends an S3 event to EventBridge (one call per event, to every rule).
+S3_EVENT_SEAM = "_send_event_bridge_message"
 
 LOG = logging.getLogger(__name__)
 _PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.\-]+)>")
@@ -118,10 +132,38 @@ def encode_s3_key(key: str) -> str:
     return quote_plus(key, safe="/")
 
 
-def normalise_s3_event(event: dict[str, Any], encode_keys: bool = False) -> dict[str, Any]:
+class Sequencers:
+    """S3's event sequencers: per bucket and key, each greater than the one before.
+
+    The value is the time in nanoseconds (or one more than the previous value, when the
+    clock has not moved past it) in upper-case hexadecimal, 18 digits as in AWS's example
+    ``0055AED6DCD90281E5``: still increasing after a restart of the stack.
+    """
+
+    def __init__(self, clock: Callable[[], int] = time.time_ns) -> None:
+        self._clock = clock
+        self._last: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def next(self, bucket: str, key: str) -> str:
+        with self._lock:
+            value = max(self._last.get((bucket, key), 0) + 1, self._clock())
+            self._last[(bucket, key)] = value
+        return f"{value:018X}"
+
+
+# The sequencer of the S3 event being delivered on this thread (moto delivers an event to
+# every rule from the thread that changed the object).
+_DELIVERING = threading.local()
+
+
+def normalise_s3_event(
+    event: dict[str, Any], encode_keys: bool = False, sequencer: Optional[str] = None
+) -> dict[str, Any]:
     """moto names the S3 object's ETag ``eTag``; EventBridge events from S3 say ``etag``.
 
-    With ``encode_keys`` the object's key is URL-encoded (:func:`encode_s3_key`).
+    With ``encode_keys`` the object's key is URL-encoded (:func:`encode_s3_key`); with a
+    ``sequencer``, the object's ``sequencer`` is that one (moto's is a constant).
     The event given is never changed: moto hands the same one to every rule.
     """
     detail = event.get("detail")
@@ -132,13 +174,16 @@ def normalise_s3_event(event: dict[str, Any], encode_keys: bool = False) -> dict
         return event
     rename = "eTag" in obj and "etag" not in obj
     encode = encode_keys and isinstance(obj.get("key"), str)
-    if rename or encode:
+    sequence = sequencer is not None and obj.get("sequencer") != sequencer
+    if rename or encode or sequence:
         event = copy.deepcopy(event)
         obj = event["detail"]["object"]
         if rename:
             obj["etag"] = obj.pop("eTag")
         if encode:
             obj["key"] = encode_s3_key(obj["key"])
+        if sequence:
+            obj["sequencer"] = sequencer
     return event
 
 
@@ -167,19 +212,32 @@ def install(
     on_start: Optional[StartListener] = None,
     encode_keys: bool = False,
     starter: Starter = _start_in_backend,
+    sequencers: Optional[Sequencers] = None,
 ) -> None:
     """Deliver rule targets that are state machines; isolate delivery failures.
 
     ``encode_keys``: S3 events carry their object key URL-encoded (for every rule and target).
     ``starter``: starts one target's execution (EventBridge calls ``StartExecution`` as the
-    target's ``RoleArn``).
+    target's ``RoleArn``). ``sequencers``: where each S3 event's sequencer comes from.
     """
     original = SEAM_OWNER.__dict__[SEAM_NAME]
+    original_s3_event = s3_notifications.__dict__[S3_EVENT_SEAM]
+    sequencers = sequencers or Sequencers()
+
+    def send_event_bridge_message(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
+        # S3 documents the sequencer of the events that create and delete objects.
+        ordered = event_name.startswith(("s3:ObjectCreated", "s3:ObjectRemoved"))
+        _DELIVERING.sequencer = sequencers.next(bucket.name, key.name) if ordered else None
+        try:
+            original_s3_event(account_id, bucket, event_name, key)
+        finally:
+            _DELIVERING.sequencer = None
 
     def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
         if getattr(self, "state", "ENABLED") != "ENABLED":
             return
-        original_event = normalise_s3_event(original_event, encode_keys)
+        sequencer = getattr(_DELIVERING, "sequencer", None)
+        original_event = normalise_s3_event(original_event, encode_keys, sequencer)
         others = [t for t in self.targets if not is_state_machine(t["Arn"])]
         machines = [t for t in self.targets if is_state_machine(t["Arn"])]
         if others:
@@ -202,3 +260,4 @@ def install(
                 LOG.exception("rule %s: starting %s failed", self.name, target["Arn"])
 
     patches.replace(SEAM_OWNER, SEAM_NAME, send_to_targets)
+    patches.replace(s3_notifications, S3_EVENT_SEAM, send_event_bridge_message)

@@ -10,7 +10,8 @@ asynchronously on :class:`~flightpipe_local.redshift_standin.RedshiftStandIn`,
 with sub-statements, ``GetStatementResult`` returns the real rows in the Data
 API's record format, and ``CancelStatement`` aborts. Only the deployed workgroup or
 cluster is accepted. Tests inject a failure into a statement with
-:meth:`LocalDataApi.inject_failure`.
+:meth:`LocalDataApi.inject_failure`, and hold a request before it runs with
+:meth:`LocalDataApi.hold` (to make one load commit after another).
 
 Each request signs in as Redshift would sign it in (:mod:`flightpipe_local.data_api_sign_in`):
 the caller is authorized for the credentials it uses when it calls ``ExecuteStatement`` or
@@ -74,6 +75,26 @@ class _Fault:
     matches: Callable[[str], bool]
     message: str
     times: int
+
+
+@dataclass
+class Hold:
+    """A request held before it runs: :attr:`reached` is set when one arrives, and it runs
+    once :meth:`release` is called (or ``timeout_s`` has passed, so a test that fails
+    cannot leave the warehouse waiting)."""
+
+    matches: Callable[[Sequence[str]], bool]
+    timeout_s: float
+    reached: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+    taken: bool = False
+
+    def release(self) -> None:
+        self.released.set()
+
+    def wait(self) -> None:
+        self.reached.set()
+        self.released.wait(self.timeout_s)
 
 
 @dataclass
@@ -199,11 +220,15 @@ class LocalDataApi:
         self.read_secret = read_secret
         self._statements: dict[str, Statement] = {}
         self._faults: list[_Fault] = []
+        self._holds: list[Hold] = []
         self._settle = settle_seconds
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="data-api")
 
     def close(self) -> None:
+        with self._lock:
+            for hold in self._holds:
+                hold.release()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def inject_failure(self, contains: str, message: str, times: int = 1) -> None:
@@ -212,6 +237,14 @@ class LocalDataApi:
         needle = contains.lower()
         with self._lock:
             self._faults.append(_Fault(lambda sql: needle in sql.lower(), message, times))
+
+    def hold(self, matches: Callable[[Sequence[str]], bool], timeout_s: float = 120.0) -> Hold:
+        """Hold the next request whose statements ``matches`` accepts before it runs (before
+        its transaction begins), until the returned :class:`Hold` is released."""
+        hold = Hold(matches, timeout_s)
+        with self._lock:
+            self._holds.append(hold)
+        return hold
 
     def register_admins(self, deployment: Any, account: str = ACCOUNT_ID) -> dict[str, str]:
         """Learn each deployed workgroup's and cluster's admin user from the deployment
@@ -337,6 +370,9 @@ class LocalDataApi:
                 return
             statement.status = "STARTED"
             statement.started = statement.updated_at = time.time()
+        hold = self._hold_for(statement.sqls)
+        if hold is not None:
+            hold.wait()
         sqls = self._with_faults(statement.sqls)
         try:
             user = self._signed_in(statement.sign_in)
@@ -374,6 +410,14 @@ class LocalDataApi:
         statement.status = status
         statement.error = error
         statement.updated_at = time.time()
+
+    def _hold_for(self, sqls: list[str]) -> Optional[Hold]:
+        with self._lock:
+            for hold in self._holds:
+                if not hold.taken and hold.matches(sqls):
+                    hold.taken = True
+                    return hold
+        return None
 
     def _with_faults(self, sqls: list[str]) -> list[str]:
         with self._lock:

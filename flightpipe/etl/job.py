@@ -1,10 +1,11 @@
 """One run of the flights ETL job: read, validate, stage, load, report.
 
 ``run_job`` never leaves a file half-loaded: the warehouse changes in one
-transaction, and every attempt ends with a ledger row (LOADED, REJECTED or
-FAILED) and a JSON summary in S3. It returns the summary; the Glue script
-turns a REJECTED or FAILED outcome into a failed job run with
-:class:`JobFailed`, whose message names the cause.
+transaction, and every attempt ends with a ledger row (LOADED, REJECTED, FAILED,
+DUPLICATE or SUPERSEDED) and a JSON summary in S3. It returns the summary; the Glue
+script turns any outcome but LOADED into a failed job run with :class:`JobFailed`,
+whose message names the cause (the state machine tells a DUPLICATE or SUPERSEDED
+outcome from a failure by it).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-import uuid
 from contextlib import closing
 from typing import Callable, Optional, Protocol
 
@@ -35,6 +35,8 @@ from flightpipe.etl.staging import (
 )
 from flightpipe.etl.summary import JobSummary, write_summary
 from flightpipe.s3keys import resolve_event_key
+from flightpipe.sequencer import ordering_key
+from flightpipe.warehouse.ledger import new_load_id
 from flightpipe.warehouse.manifest import write_copy_manifest
 from flightpipe.warehouse.port import Warehouse
 
@@ -63,6 +65,24 @@ class DuplicateDelivery(Exception):
         super().__init__(
             f"DuplicateDelivery: version {source_version} of {source_file} was already loaded;"
             " nothing changed"
+        )
+
+
+class SupersededVersion(Exception):
+    """A newer version of the file was already loaded: this older one's rows are left alone.
+
+    S3 does not deliver events in order and the loads of one key race, so an upload's load
+    can commit after the load of a later upload of the same key. The load batch recorded a
+    SUPERSEDED ledger row and changed no fact row. The name is what the state machine
+    matches to end the execution with a notice of its own, not a failure.
+    """
+
+    def __init__(
+        self, source_file: str, source_version: Optional[str], sequencer: Optional[str]
+    ) -> None:
+        super().__init__(
+            f"SupersededVersion: version {source_version} (sequencer {sequencer}) of "
+            f"{source_file} is older than the version already loaded; its rows were left alone"
         )
 
 
@@ -112,10 +132,6 @@ class PythonShellEngine:
         )
 
 
-def new_load_id(started_at: dt.datetime) -> str:
-    return f"{started_at:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}"
-
-
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
@@ -146,6 +162,7 @@ def run_job(
         load_id=load_id,
         source_file=args.source_file,
         source_version=args.source_version,
+        source_sequencer=args.sequencer,
         execution_id=args.execution_id,
         reject_threshold=args.reject_threshold,
         started_at=started.isoformat(),
@@ -157,6 +174,9 @@ def run_job(
     staged: list[str] = []
     with SpoolFiles(spool_dir) as spool:
         try:
+            sequencer = ordering_key(args.sequencer)
+            summary.source_sequencer = sequencer
+            attempt = dataclasses.replace(attempt, source_sequencer=sequencer)
             _require_settings(args)
             args = _resolve_source(args, s3)
             summary.source_file = args.source_file
@@ -187,6 +207,8 @@ def run_job(
             summary.rows_loaded = read.rows_valid
         except DuplicateDelivery as duplicate:  # recorded by the load batch itself
             summary.status, summary.error = loader.DUPLICATE, str(duplicate)
+        except SupersededVersion as superseded:  # recorded by the load batch itself
+            summary.status, summary.error = loader.SUPERSEDED, str(superseded)
         except FileRejected as rejected:
             summary.status, summary.error = loader.REJECTED, rejected.reason
             _record(warehouse, attempt, loader.REJECTED, rejected.reason, summary)
@@ -274,13 +296,16 @@ def _load(
     args: JobArgs,
     summary: JobSummary,
 ) -> str:
-    """Run the load batch; LOADED, or :class:`DuplicateDelivery` for a version loaded before."""
+    """Run the load batch; LOADED, :class:`DuplicateDelivery` for a version loaded before, or
+    :class:`SupersededVersion` when a newer version was."""
     timer = time.monotonic()
     assert args.copy_role_arn is not None  # _require_settings
     status = loader.load_staged_rows(warehouse, attempt, manifest_uri, args.copy_role_arn)
     summary.timings_s["load"] = round(time.monotonic() - timer, 3)
     if status == loader.DUPLICATE:
         raise DuplicateDelivery(args.source_file, args.source_version)
+    if status == loader.SUPERSEDED:
+        raise SupersededVersion(args.source_file, args.source_version, attempt.source_sequencer)
     return loader.LOADED
 
 

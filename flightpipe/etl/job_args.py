@@ -59,6 +59,8 @@ class JobArgs:
     execution_id: Optional[str] = None
     version_id: Optional[str] = None
     etag: Optional[str] = None
+    # The S3 event's sequencer, or the ordering key a re-drive passes (flightpipe/sequencer.py).
+    sequencer: Optional[str] = None
     summary_key: Optional[str] = None
     # ... and the pipeline's own bucket, where its work goes (see work_bucket). They are the
     # same bucket when deployed; a run by hand may read a file from elsewhere.
@@ -90,6 +92,7 @@ class JobArgs:
             execution_id=get("execution_id"),
             version_id=get("version_id"),
             etag=get("etag"),
+            sequencer=get("sequencer"),
             summary_key=get("summary_key"),
             data_bucket=get("data_bucket"),
             copy_role_arn=get("copy_role_arn"),

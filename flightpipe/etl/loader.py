@@ -12,16 +12,15 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from flightpipe.etl.values import truncate_utf8
 from flightpipe.sql import render_statements
+from flightpipe.warehouse.ledger import ERROR_MAX_BYTES, FAILED, truncate_utf8
 from flightpipe.warehouse.port import StatementError, Warehouse
 
-LOADED, REJECTED, FAILED = "LOADED", "REJECTED", "FAILED"
+LOADED, REJECTED = "LOADED", "REJECTED"
 # The version was already loaded: a second delivery of the same S3 event.
 DUPLICATE = "DUPLICATE"
-# airlines.load_ledger.error is VARCHAR(4096): 4096 bytes in Redshift, not characters
-# (https://docs.aws.amazon.com/redshift/latest/dg/r_Character_types.html).
-ERROR_MAX_BYTES = 4096
+# A newer version of the file was already loaded: this older one's rows were left alone.
+SUPERSEDED = "SUPERSEDED"
 LOAD_ATTEMPTS = 4
 # Redshift aborts a transaction that loses a write conflict with error 1023 ("ERROR: 1023
 # DETAIL: Serializable isolation violation on table - <id>, ..."), under snapshot and
@@ -42,6 +41,8 @@ class LoadAttempt:
     rows_read: Optional[int] = None
     rows_rejected: Optional[int] = None
     unmatched_airport_rows: Optional[int] = None
+    # The version's ordering key (flightpipe/sequencer.py); None when the execution has none.
+    source_sequencer: Optional[str] = None
 
     def counted(
         self, rows_read: int, rows_rejected: int, unmatched_airport_rows: int
@@ -70,6 +71,7 @@ def load_statements(attempt: LoadAttempt, manifest_uri: str, iam_role: str) -> l
         iam_role=iam_role,
         source_file=attempt.source_file,
         source_version=attempt.source_version,
+        source_sequencer=attempt.source_sequencer,
         load_id=attempt.load_id,
         rows_read=attempt.rows_read,
         rows_rejected=attempt.rows_rejected,
@@ -90,8 +92,9 @@ def load_staged_rows(
 ) -> str:
     """Replace the file's fact rows and write its LOADED ledger row, all or nothing.
 
-    Returns the status the batch recorded: LOADED, or DUPLICATE when this version of the
-    file was already loaded (then no fact row changed).
+    Returns the status the batch recorded: LOADED; DUPLICATE when this version of the file
+    was already loaded, or SUPERSEDED when a newer version of it was (then no fact row
+    changed).
 
     Concurrent uploads load into the same fact table: the batch locks it first, so loads
     run one after the other. A batch that still loses a serialization conflict (a writer
@@ -129,6 +132,7 @@ def record_unloaded_attempt(
             load_id=attempt.load_id,
             source_file=attempt.source_file,
             source_version=attempt.source_version,
+            source_sequencer=attempt.source_sequencer,
             status=status,
             rows_read=attempt.rows_read,
             rows_rejected=attempt.rows_rejected,

@@ -20,6 +20,8 @@ class JobSummary:
     load_id: str
     source_file: str
     source_version: Optional[str] = None
+    # The version's ordering key (flightpipe/sequencer.py), as the ledger records it.
+    source_sequencer: Optional[str] = None
     execution_id: Optional[str] = None
     # What the object was (csv, gzip, bzip2, zip), the zip's CSV member, its other files.
     source_format: Optional[str] = None

@@ -114,24 +114,6 @@ def utf8_length(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
-def truncate_utf8(text: str, max_bytes: int, marker: str = " …[truncated]") -> str:
-    """``text`` cut to at most ``max_bytes`` bytes of UTF-8, never inside a character.
-
-    When it has to cut, it ends with ``marker`` (within the limit), so a reader
-    knows the text goes on. Characters UTF-8 cannot encode (lone surrogates)
-    become ``?``, as the warehouse could not store them either.
-    """
-    data = text.encode("utf-8", "replace")
-    if len(data) <= max_bytes:
-        return data.decode("utf-8")
-    tail = marker.encode("utf-8")
-    if len(tail) >= max_bytes:
-        tail = b""
-    # A cut inside a multibyte character leaves an incomplete sequence at the end:
-    # "ignore" drops just those bytes, as the prefix before them is valid UTF-8.
-    return data[: max_bytes - len(tail)].decode("utf-8", "ignore") + tail.decode("utf-8")
-
-
 def csv_field(text: str) -> str:
     """``text`` as one RFC 4180 field: quoted only when it has to be."""
     if any(char in text for char in ',"\r\n'):

@@ -1,15 +1,28 @@
 """``flightpipe backfill``: start executions for objects already under ``incoming/``.
 
-Each execution gets exactly the input the EventBridge rule gives an upload
-(:class:`flightpipe.execution_input.ExecutionInput`), so a backfilled file goes through
-the same crawl, job and ledger as an uploaded one; the ledger turns a version already
-LOADED into a recorded duplicate, never a second load. Starting is throttled to
-``max_concurrency`` running backfill executions, so the crawler and the job's
-``MaxConcurrentRuns`` see a steady stream rather than the whole prefix at once.
+Each execution gets the input the EventBridge rule gives an upload
+(:class:`flightpipe.execution_input.ExecutionInput`) of the key's current version, so a
+backfilled file goes through the same crawl, job and ledger as an uploaded one; the ledger
+turns a version already LOADED into a recorded duplicate, never a second load.
+
+No event, no sequencer: the input's ``sequencer`` is the ordering key the ledger recorded
+for that version (its event's, when an attempt recorded one), else the key just after the
+greatest one recorded for the file — the version was current when the ledger was read, so
+it is newer than every version recorded and older than any uploaded since
+(:mod:`flightpipe.sequencer`). Its load then replaces older versions' rows and never a newer
+version's.
+
+``--failed-only`` picks the keys whose current version nothing has settled: no attempt of
+it LOADED it, found it already loaded (DUPLICATE) or found a newer version loaded
+(SUPERSEDED) — whatever became of the key's other versions, and including a version no
+execution has recorded. Starting is throttled to ``max_concurrency`` running backfill
+executions, so the crawler and the job's ``MaxConcurrentRuns`` see a steady stream rather
+than the whole prefix at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +34,7 @@ from flightpipe.execution_input import ExecutionInput
 from flightpipe.ops import executions
 from flightpipe.ops.target import Target
 from flightpipe.ops.warehouse import Queryable, query_ledger
+from flightpipe.sequencer import after
 
 DEFAULT_MAX_CONCURRENCY = 10
 
@@ -48,12 +62,51 @@ def current_objects(s3: Any, bucket: str, prefix: str) -> Iterator[ExecutionInpu
             yield ExecutionInput.from_head(bucket, version["Key"], version)
 
 
-def last_statuses(warehouse: Queryable, bucket: str, prefix: str) -> dict[str, str]:
-    """The last ledger status of each file under the prefix, by key."""
+@dataclass(frozen=True)
+class VersionOutcome:
+    """What the ledger says of one version of one file (``sql/ops_version_outcomes.sql``)."""
+
+    status: str
+    settled: bool
+    sequencer: Optional[str]
+
+
+@dataclass
+class LedgerView:
+    """The outcomes of the versions of the files under a prefix, and each file's greatest
+    recorded ordering key."""
+
+    versions: dict[tuple[str, Optional[str]], VersionOutcome]
+    file_sequencers: dict[str, Optional[str]]
+
+    def outcome(self, document: ExecutionInput) -> Optional[VersionOutcome]:
+        return self.versions.get((document.key, document.source_version))
+
+    def redrive_sequencer(self, document: ExecutionInput) -> str:
+        """The ordering key to re-drive the key's current version with: the one recorded for
+        it, else just after every one recorded for the file."""
+        outcome = self.outcome(document)
+        if outcome is not None and outcome.sequencer:
+            return outcome.sequencer
+        return after(self.file_sequencers.get(document.key))
+
+
+def read_ledger(warehouse: Queryable, bucket: str, prefix: str) -> LedgerView:
+    """What the ledger says of every version of every file under the prefix, by key."""
     pattern = _like_prefix(f"s3://{bucket}/{prefix}") + "%"
-    rows = query_ledger(warehouse, "ops_last_status_by_file.sql", source_prefix_pattern=pattern)
+    rows = query_ledger(warehouse, "ops_version_outcomes.sql", source_prefix_pattern=pattern)
     start = len(f"s3://{bucket}/")
-    return {str(row["source_file"])[start:]: str(row["status"]) for row in rows}
+    view = LedgerView({}, {})
+    for row in rows:
+        key = str(row["source_file"])[start:]
+        version = row.get("source_version")
+        view.versions[(key, None if version is None else str(version))] = VersionOutcome(
+            status=str(row["status"]),
+            settled=bool(int(row["settled"] or 0)),
+            sequencer=row.get("sequencer") or None,
+        )
+        view.file_sequencers[key] = row.get("file_sequencer") or None
+    return view
 
 
 def _like_prefix(text: str) -> str:
@@ -66,17 +119,20 @@ def _like_prefix(text: str) -> str:
 def plan(
     target: Target, warehouse: Queryable, prefix: str, failed_only: bool
 ) -> list[tuple[ExecutionInput, Optional[str]]]:
-    """The objects to start, each with its last ledger status (None: never attempted)."""
+    """The objects to start, each with the last ledger status of its current version (None:
+    never attempted). The ledger is read before the bucket is listed, so every version it
+    knows of a key is at most as new as the current version the listing then finds."""
     prefix = prefix or INCOMING_PREFIX
     if not prefix.startswith(INCOMING_PREFIX):
         prefix = INCOMING_PREFIX + prefix
-    statuses = last_statuses(warehouse, target.bucket, prefix)
+    ledger = read_ledger(warehouse, target.bucket, prefix)
     picked = []
     for document in current_objects(target.client("s3"), target.bucket, prefix):
-        status = statuses.get(document.key)
-        if failed_only and status == "LOADED":
+        outcome = ledger.outcome(document)
+        if failed_only and outcome is not None and outcome.settled:
             continue
-        picked.append((document, status))
+        document = dataclasses.replace(document, sequencer=ledger.redrive_sequencer(document))
+        picked.append((document, outcome.status if outcome else None))
     return picked
 
 

@@ -101,7 +101,11 @@ def _backfill_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--failed-only",
         action="store_true",
-        help="only files whose last ledger status is not LOADED, or with no ledger row",
+        help=(
+            "only files whose current version is not loaded: no ledger row of that version "
+            "says LOADED, DUPLICATE (loaded before) or SUPERSEDED (a newer version loaded), "
+            "including versions with no ledger row"
+        ),
     )
     parser.add_argument("--dry-run", action="store_true", help="list what would start")
     parser.add_argument(

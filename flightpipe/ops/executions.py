@@ -15,6 +15,7 @@ from typing import Any, Optional, Protocol
 
 from flightpipe.execution_input import ExecutionInput
 from flightpipe.s3keys import candidate_keys
+from flightpipe.warehouse.ledger import cause_message
 
 FAILED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 TERMINAL = ("SUCCEEDED", *FAILED_STATUSES)
@@ -135,20 +136,6 @@ def describe_event(event: dict[str, Any]) -> Optional[str]:
 def short(text: Optional[str], limit: int = 160) -> str:
     text = cause_message(text or "")
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def cause_message(cause: str) -> str:
-    """The human message inside a Step Functions cause (Lambda error or Glue job run JSON)."""
-    try:
-        document = json.loads(cause)
-    except ValueError:
-        return cause
-    if isinstance(document, dict):
-        for key in ("ErrorMessage", "errorMessage", "error", "Error", "cause", "Cause"):
-            value = document.get(key)
-            if isinstance(value, str) and value:
-                return cause_message(value)
-    return cause
 
 
 def execution_error(events: Iterable[dict[str, Any]], execution: dict[str, Any]) -> str:

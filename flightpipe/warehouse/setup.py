@@ -33,7 +33,7 @@ from flightpipe.warehouse.port import StatementError, StatementTimeoutError, War
 # Concurrent executions can collide in the catalog while bootstrapping (Redshift and
 # PostgreSQL both abort concurrent updates of one grant): retried with jittered backoff.
 DDL_ATTEMPTS = 6
-BOOTSTRAP_SQL = ("schema.sql", "create_pipeline_role.sql", "grants.sql")
+BOOTSTRAP_SQL = ("schema.sql", "schema_upgrades.sql", "create_pipeline_role.sql", "grants.sql")
 # Database role holding the pipeline's privileges on schema airlines (sql/grants.sql).
 PIPELINE_ROLE = "flightpipe"
 # Where the airports COPY manifest is written: under staging/, which the COPY role reads
@@ -51,6 +51,10 @@ _ROLE_NOT_USABLE = re.compile(
     r"|IAM role \S+ is not (?:associated|attached)",
     re.I,
 )
+
+
+# A statement of sql/schema_upgrades.sql: the table and the column it adds.
+_ADD_COLUMN = re.compile(r"^ALTER\s+TABLE\s+airlines\.(\w+)\s+ADD\s+COLUMN\s+(\w+)\s", re.I)
 
 
 class AirportsDimensionMissingError(RuntimeError):
@@ -84,6 +88,26 @@ def applied_fingerprint(warehouse: Warehouse) -> Optional[str]:
     return str(rows[0]["ddl_hash"]) if rows else None
 
 
+def schema_upgrades(warehouse: Warehouse) -> list[str]:
+    """The statements of sql/schema_upgrades.sql this warehouse still needs: those adding a
+    column to a table that exists without it (a table still to be created gets every column
+    from sql/schema.sql)."""
+    columns: dict[str, set[str]] = {}
+    for row in warehouse.query(read_sql("schema_columns.sql")):
+        columns.setdefault(str(row["table_name"]).lower(), set()).add(
+            str(row["column_name"]).lower()
+        )
+    needed = []
+    for statement in split_statements(read_sql("schema_upgrades.sql")):
+        match = _ADD_COLUMN.match(statement)
+        if match is None:
+            raise ValueError(f"sql/schema_upgrades.sql: not one ADD COLUMN: {statement}")
+        table, column = match.group(1).lower(), match.group(2).lower()
+        if table in columns and column not in columns[table]:
+            needed.append(statement)
+    return needed
+
+
 def bootstrap_warehouse(
     warehouse: Warehouse,
     *,
@@ -92,19 +116,21 @@ def bootstrap_warehouse(
 ) -> None:
     """As an admin: create the pipeline role, the schema and its tables, and grant the role.
 
-    Redshift has no ``CREATE ROLE IF NOT EXISTS``, so the role is looked up first.
-    Concurrent executions can still collide in the catalog; every statement is
-    idempotent, so a failed attempt is simply run again after a jittered backoff.
-    The grants' transaction records the DDL's fingerprint (see :func:`ensure_schema`).
+    Redshift has no ``CREATE ROLE IF NOT EXISTS`` nor ``ADD COLUMN IF NOT EXISTS``, so the
+    role and the tables' columns are looked up first. Concurrent executions can still
+    collide in the catalog; every statement is idempotent or looked up again, so a failed
+    attempt is simply run again after a jittered backoff. The grants' transaction records
+    the DDL's fingerprint (see :func:`ensure_schema`).
     """
-    ddl = split_statements(read_sql("schema.sql")) + split_statements(read_sql("grants.sql"))
-    ddl += render_statements("record_ddl_applied.sql", ddl_hash=ddl_fingerprint())
+    schema = split_statements(read_sql("schema.sql"))
+    grants = split_statements(read_sql("grants.sql"))
+    grants += render_statements("record_ddl_applied.sql", ddl_hash=ddl_fingerprint())
     for attempt in range(1, attempts + 1):
         try:
             rows = warehouse.query(read_sql("pipeline_role_exists.sql"))
             if not rows or not int(rows[0]["role_count"]):
                 warehouse.execute_batch(split_statements(read_sql("create_pipeline_role.sql")))
-            warehouse.execute_batch(ddl)
+            warehouse.execute_batch(schema + schema_upgrades(warehouse) + grants)
             return
         except StatementError:
             if attempt == attempts:
@@ -118,7 +144,7 @@ def ensure_schema(
     *,
     sleep: Callable[[float], None] = time.sleep,
 ) -> str:
-    """Make sure schema airlines exists with the pipeline's grants.
+    """Make sure schema airlines exists, with every column, and the pipeline's grants.
 
     With an admin connection the bootstrap runs when the bootstrap SQL changed since it
     last ran (its fingerprint, read by the pipeline identity): once after each deploy that
@@ -137,10 +163,11 @@ def ensure_schema(
         bootstrap_warehouse(warehouse, sleep=sleep)
     except StatementError as error:
         raise WarehouseNotBootstrappedError(
-            "schema airlines is missing or not granted to the pipeline's database user, and "
-            'this user may not create it. Deploy with --param="adminSecretArn=<secret of a '
-            'superuser>" so this step bootstraps it, or run sql/schema.sql, '
-            "sql/create_pipeline_role.sql and sql/grants.sql once as a superuser and grant "
+            "schema airlines is missing, lacks a column, or is not granted to the pipeline's "
+            "database user, and this user may not change it. Deploy with "
+            '--param="adminSecretArn=<secret of a superuser>" so this step bootstraps it, or '
+            "run sql/schema.sql, the statements of sql/schema_upgrades.sql whose column is "
+            "missing, sql/create_pipeline_role.sql and sql/grants.sql as a superuser and grant "
             f"role {PIPELINE_ROLE} to the pipeline's user (README, Deploy). Cause: {error}"
         ) from error
     return "bootstrapped"
