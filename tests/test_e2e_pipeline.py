@@ -70,15 +70,17 @@ def test_a_failed_crawl_takes_the_failure_path_and_the_job_never_runs(
     finally:
         crawlers.clear_faults()
     assert outcome.execution_status == "FAILED"
-    assert outcome.load_status is None
+    # The failure path records the attempt before the notice (RecordFailure).
+    assert outcome.load_status == "FAILED"
     assert len(stack.client("glue").get_job_runs(JobName=stack.job_name)["JobRuns"]) == runs_before
     states = history_states(stack, outcome.execution_arn or "")
     # The poll Lambda ran and reported the crawl FAILED: the choice took the crawl-failure
     # branch, not the timeout or the job.
     assert "PollCrawler" in states and "RunEtlJob" not in states
-    assert states[states.index("PollCrawler") :][-4:] == [
+    assert states[states.index("PollCrawler") :][-5:] == [
         "CrawlerDone",
         "CrawlFailed",
+        "RecordFailure",
         "NotifyFailure",
         "Failed",
     ]
@@ -144,7 +146,7 @@ def test_executions_receive_the_rules_transformed_input(
     assert outcome.execution_arn, outcome.error
     sfn = stack.client("stepfunctions")
     document = json.loads(sfn.describe_execution(executionArn=outcome.execution_arn)["input"])
-    assert set(document) == {"bucket", "key", "size", "etag", "version_id"}
+    assert set(document) == {"bucket", "key", "size", "etag", "version_id", "sequencer"}
     assert (document["bucket"], document["key"]) == (stack.bucket, outcome.key)
     assert document["key"].startswith("incoming/") and document["key"].endswith("rule_input.csv")
     head = stack.client("s3").head_object(Bucket=stack.bucket, Key=outcome.key)

@@ -540,3 +540,22 @@ def test_a_missing_key_is_403_without_list_bucket_and_404_with_it() -> None:
     assert without_list.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert without_list.value.response["Error"]["Code"] == "AccessDenied"
     assert with_list.value.response["Error"]["Code"] == "NoSuchKey"
+
+
+def test_shared_integration_clients_are_one_per_role_never_shared_between_roles() -> None:
+    made: list[tuple[str, str, object]] = []
+
+    def create(region: str, service: str, state_credentials: object = None) -> object:
+        made.append((region, service, state_credentials))
+        return object()
+
+    class Credentials:
+        def __init__(self, role_arn: str) -> None:
+            self.role_arn = role_arn
+
+    client_for = moto_sfn_overheads.shared_clients(create)
+    first = client_for(REGION, "glue", Credentials("arn:aws:iam::123456789012:role/a"))
+    again = client_for(REGION, "glue", Credentials("arn:aws:iam::123456789012:role/a"))
+    other = client_for(REGION, "glue", Credentials("arn:aws:iam::123456789012:role/b"))
+    assert first is again and other is not first
+    assert len(made) == 2

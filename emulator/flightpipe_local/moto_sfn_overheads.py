@@ -55,17 +55,16 @@ def install(patches: PatchSet) -> None:
 
 
 def shared_clients(create: Callable[..., Any]) -> Callable[..., Any]:
-    """``create(region, service, state_credentials)``, one client per region and service.
-
-    The credentials argument is not used by moto's factory (every client signs with test
-    keys against the same server), so it is not part of the key.
+    """``create(region, service, state_credentials)``, one client per region, service and
+    role: each client signs as a session of the role the state's credentials name
+    (:mod:`flightpipe_local.moto_sfn_credentials`), so two state machines never share one.
     """
-    clients: dict[tuple[str, str], Any] = {}
+    clients: dict[tuple[str, str, Any], Any] = {}
     lock = threading.Lock()
 
     def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
         with lock:
-            key = (region, service)
+            key = (region, service, getattr(state_credentials, "role_arn", None))
             if key not in clients:
                 clients[key] = create(region, service, state_credentials)
             return clients[key]
