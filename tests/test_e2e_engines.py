@@ -29,6 +29,11 @@ def _pins(requirements: str) -> dict[str, str]:
 
 def test_a_threshold_between_two_files_loads_one_on_each_engine(shared_data: Path, tmp_path):
     sample, bts = shared_data / "sample_flights.csv", shared_data / "bts_ontime_2023_01_OK.csv"
+    # The BTS month with two rows the job rejects: the Spark driver gathers its tasks'
+    # rejects parts from staging/ into the one rejects file.
+    with_rejects = tmp_path / "bts_with_rejects.csv"
+    text = bts.read_text(encoding="utf-8")
+    with_rejects.write_text(text.rstrip("\n") + "\nnot,a,flight\nnor,this\n", encoding="utf-8")
     threshold = 100_000
     assert sample.stat().st_size < threshold <= bts.stat().st_size
     completed = subprocess.run(
@@ -45,6 +50,7 @@ def test_a_threshold_between_two_files_loads_one_on_each_engine(shared_data: Pat
             str(shared_data / "airports.csv"),
             str(sample),
             str(bts),
+            str(with_rejects),
         ],
         cwd=REPO_ROOT,
         capture_output=True,
@@ -67,4 +73,8 @@ def test_a_threshold_between_two_files_loads_one_on_each_engine(shared_data: Pat
     assert spark["runtimes"]["job"]["spark"] == glue5["pyspark"]
     assert spark["runtimes"]["job"]["python"].startswith("3.11.")
     assert spark["runtimes"]["job"]["boto3"] == glue5["boto3"]
-    assert report["warehouse"]["daily_flights_fact_rows"] == 13 + 6068
+    rejected = by_key["incoming/bts_with_rejects.csv"]
+    assert (rejected["load_status"], rejected["rows_loaded"]) == ("LOADED", 6068)
+    assert rejected["rows_rejected"] == 2
+    assert rejected["runtimes"]["job"]["engine"] == "spark"
+    assert report["warehouse"]["daily_flights_fact_rows"] == 13 + 6068 + 6068

@@ -20,7 +20,20 @@ from typing import Any, Optional
 from flightpipe_local.iam.enforcement import RecordedCall, role_policies
 from flightpipe_local.iam.patterns import action_matches, arn_matches
 
-# Granted actions no local run calls, and why AWS needs them (matched by action prefix).
+# Granted actions no local run calls, and when AWS needs them: keyed by action, by service
+# prefix (a key ending in ":"), or by "<role's logical id>/<action>" for one role's grant.
+# Each is kept in serverless.yml for that reason.
+_CRAWLER = (
+    "Glue's crawler is AWS's code (the local crawler stands in for it): it reads the database"
+    " and its tables and updates tables and partitions as a crawl finds them, the catalog"
+    " actions AWS lists for a crawler's role"
+    " (https://docs.aws.amazon.com/glue/latest/dg/crawler-prereqs.html)"
+)
+_EVENT_MODE = (
+    "the queue actions Glue lists for an S3 event mode crawler's role, on its queue and"
+    " dead-letter queue (https://docs.aws.amazon.com/glue/latest/dg/crawler-s3-event-notifications.html);"
+    " the local crawler calls only those it needs"
+)
 AWS_ONLY_GRANTS: Mapping[str, str] = {
     "logs:": "CloudWatch Logs: Lambda, Glue and Step Functions write their logs there on AWS;"
     " the local stack keeps them in files",
@@ -39,6 +52,29 @@ AWS_ONLY_GRANTS: Mapping[str, str] = {
     " results depends on the run",
     "secretsmanager:GetSecretValue": "Data API sign-in with a secret (existingSecretArn), not"
     " the default deployment's IAM credentials",
+    "PrepareWarehouseRole/s3:ListBucket": "lists the airports key when its HeadObject"
+    " answers 403, to tell a missing file from a refused read; the end-to-end runs always"
+    " have the file",
+    "glue:GetDatabase": _CRAWLER,
+    "glue:GetTables": _CRAWLER,
+    "glue:UpdateTable": _CRAWLER,
+    "glue:GetPartition": _CRAWLER,
+    "glue:GetPartitions": _CRAWLER,
+    "glue:BatchGetPartition": _CRAWLER,
+    "glue:CreatePartition": _CRAWLER,
+    "glue:BatchCreatePartition": _CRAWLER,
+    "glue:UpdatePartition": _CRAWLER,
+    "glue:BatchUpdatePartition": _CRAWLER,
+    "sqs:ReceiveMessage": _EVENT_MODE,
+    "sqs:DeleteMessage": _EVENT_MODE,
+    "sqs:GetQueueUrl": _EVENT_MODE,
+    "sqs:GetQueueAttributes": _EVENT_MODE,
+    "sqs:ListDeadLetterSourceQueues": _EVENT_MODE,
+    "sqs:ListQueueTags": _EVENT_MODE,
+    "sqs:SetQueueAttributes": _EVENT_MODE,
+    "sqs:PurgeQueue": _EVENT_MODE,
+    "sqs:SendMessage": "Glue's crawler sets aside events it cannot process in its"
+    " DlqEventQueueArn (the local crawler leaves them to the queue's redrive policy)",
 }
 
 
@@ -74,9 +110,13 @@ def grants_of(policies: Iterable[Mapping[str, Any]]) -> list[Grant]:
     return grants
 
 
-def aws_only_reason(grant: Grant) -> str:
-    for prefix, reason in AWS_ONLY_GRANTS.items():
-        if grant.action == prefix or (prefix.endswith(":") and grant.action.startswith(prefix)):
+def aws_only_reason(role_name: str, grant: Grant) -> str:
+    """Why ``grant`` is kept although no local call needed it ("" when nothing says so)."""
+    for key, reason in AWS_ONLY_GRANTS.items():
+        role, _, action = key.rpartition("/")
+        if role and f"-{role}-" not in f"-{role_name}-":
+            continue
+        if grant.action == action or (action.endswith(":") and grant.action.startswith(action)):
             return reason
     return ""
 
@@ -93,7 +133,11 @@ def role_report(role_name: str, grants: Sequence[Grant], calls: Sequence[Recorde
         "refused": [{"action": a, "resource": r} for a, r in refused],
         "granted": len(grants),
         "unused": [
-            {"action": g.action, "resource": g.resource, "kept_because": aws_only_reason(g)}
+            {
+                "action": g.action,
+                "resource": g.resource,
+                "kept_because": aws_only_reason(role_name, g),
+            }
             for g in unused
         ],
     }
