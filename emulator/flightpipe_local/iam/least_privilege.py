@@ -198,13 +198,41 @@ def format_report(roles: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(roles: Sequence[Mapping[str, Any]]) -> str:
+    """Per role: calls recorded, actions used, grants, and the grants no call needed (each
+    kept for its reason, or to be removed)."""
+    lines = [
+        "| role | calls | actions used | grants (action, resource pairs) | unused, kept for AWS"
+        " | unused, no reason |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for role in roles:
+        kept = sum(1 for u in role["unused"] if u["kept_because"])
+        lines.append(
+            f"| {_logical_name(role['role'])} | {role['calls']} |"
+            f" {len({u['action'] for u in role['used']})} | {role['granted']} | {kept} |"
+            f" {len(role['unused']) - kept} |"
+        )
+    return "\n".join(lines)
+
+
+def _logical_name(role_name: str) -> str:
+    """``flightpipe-dev-EtlJobRole-70ABC599`` → ``EtlJobRole`` (the template's logical id)."""
+    parts = role_name.split("-")
+    return parts[-2] if len(parts) >= 3 else role_name
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m flightpipe_local.iam.least_privilege DIR [--json OUT]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directory", type=Path, help="the stacks' call snapshots")
     parser.add_argument("--json", type=Path, help="also write the report as JSON here")
+    parser.add_argument("--markdown", action="store_true", help="print the summary table only")
     args = parser.parse_args(argv)
     roles = report(read_snapshots(args.directory))
+    if args.markdown:
+        print(markdown_table(roles))
+        return 0
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(roles, indent=2) + "\n", encoding="utf-8")
