@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 LINT_VENV := .venv-lint
 SHARED_DATA ?= ../shared/data
 
-.PHONY: help setup runtimes java test lint format demo package bench stress clean test-glue39
+.PHONY: help setup runtimes java test lint format demo package bench stress clean test-glue39 node-version
 
 help:
 	@echo "make demo     run the whole pipeline locally on $(SHARED_DATA)"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench    ETL benchmark against the embedded warehouse"
 	@echo "make stress   a burst of uploads through the local stack (STRESS_ARGS=\"--files 200 --rows 2000\")"
 	@echo "make test-glue39  the ETL job's tests on Glue's runtime (Python 3.9, analytics pandas)"
+	@echo "make node-version  the Node.js every sls command runs on (24, from npm ci)"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml emulator/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,10 +39,23 @@ test: setup lint runtimes node_modules/.npm-ci.stamp $(LINT_VENV)/.installed
 	$(VENV)/bin/pytest
 	$(MAKE) test-glue39
 
-# npm ci once per package-lock.json: osls and its plugins package serverless.yml offline.
+# npm ci once per package-lock.json: osls and its plugins package serverless.yml offline, and
+# Node.js 24 LTS runs them. The npm package `node` (pinned in package.json) installs Node 24's
+# own binary for this platform into node_modules/.bin, and npx puts node_modules/.bin first on
+# PATH, so every `npx sls ...` (scripts/package.sh, the local stack's packaging, sls invoke and
+# deploy) runs on Node 24 whatever Node runs npm itself: Debian's apt offers only Node 20, and
+# osls 4.3.1 supports ^20.19 || ^22.13 || >=24. NODE is that Node.
+NODE := node_modules/.bin/node
+
 node_modules/.npm-ci.stamp: package.json package-lock.json .npmrc
 	npm ci --no-audit --no-fund --loglevel=error
+	@$(NODE) --version | grep -q '^v24\.' || \
+	  { echo "$(NODE) is not Node 24 ($$($(NODE) --version 2>&1)): run npm ci again"; exit 1; }
 	touch $@
+
+# The Node every sls command runs on (tests/test_node_version.py holds it to 24).
+node-version: node_modules/.npm-ci.stamp
+	@$(NODE) --version
 
 # cfn-lint, checkov and parliament in their own virtualenv: their dependencies conflict with moto's.
 $(LINT_VENV)/.installed: requirements-lint.txt

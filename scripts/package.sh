@@ -24,7 +24,19 @@ unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_SECURITY_TOK
 export AWS_SHARED_CREDENTIALS_FILE=/nonexistent/credentials AWS_CONFIG_FILE=/nonexistent/config
 export AWS_EC2_METADATA_DISABLED=true SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off
 
+# npx runs sls on the Node that npm ci put in node_modules/.bin (the `node` package, Node 24 LTS),
+# whatever Node runs npx itself: stop here if that is not Node 24.
+node_24() {
+  local version
+  version="$(npx --no-install node --version 2>/dev/null || true)"
+  [[ "$version" == v24.* ]] || {
+    echo "sls runs on node_modules/.bin/node, which is '${version:-missing}', not Node 24: run npm ci" >&2
+    return 1
+  }
+}
+
 package() {
+  node_24
   npx --no-install sls package --stage "$STAGE" --region "$REGION"
 }
 

@@ -207,7 +207,9 @@ def _run_sls_package(
 ) -> None:
     npx = shutil.which("npx")
     if npx is None:
-        raise PackagingError("npx not found: install Node.js 20 and run `npm ci`")
+        raise PackagingError(
+            "npx not found: install Node.js with npm and run `npm ci` (it brings Node 24)"
+        )
     if not (repo / "node_modules" / ".bin" / "sls").exists():
         raise PackagingError("node_modules/.bin/sls missing: run `npm ci` first")
     out_dir = out_dir.resolve()
