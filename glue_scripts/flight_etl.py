@@ -17,6 +17,7 @@ import boto3
 
 from flightpipe.etl.job import JobFailed, run_job
 from flightpipe.etl.job_args import JobArgs
+from flightpipe.etl.metrics import publish_load_metrics
 from flightpipe.warehouse import DataApiWarehouse
 
 
@@ -26,6 +27,8 @@ def main(argv: list) -> None:
     warehouse = DataApiWarehouse(boto3.client("redshift-data"), args.warehouse_target())
     summary = run_job(args, boto3.client("s3"), warehouse)
     print(summary.to_json())
+    # The outcome as CloudWatch metrics (the rejection alarm, the dashboard); best effort.
+    publish_load_metrics(boto3.client("cloudwatch"), argv, summary)
     if not summary.succeeded:
         raise JobFailed(summary)
 

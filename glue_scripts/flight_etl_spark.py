@@ -18,6 +18,7 @@ from pyspark import SparkContext
 
 from flightpipe.etl.job import JobFailed, run_job
 from flightpipe.etl.job_args import JobArgs
+from flightpipe.etl.metrics import publish_load_metrics
 from flightpipe.etl.spark_engine import SparkEngine, SparkTasks
 from flightpipe.warehouse import DataApiWarehouse
 
@@ -37,6 +38,8 @@ def main(argv: list) -> None:
     finally:
         spark.stop()
     print(summary.to_json())
+    # The outcome as CloudWatch metrics (the rejection alarm, the dashboard); best effort.
+    publish_load_metrics(boto3.client("cloudwatch"), argv, summary)
     if not summary.succeeded:
         raise JobFailed(summary)
 

@@ -100,6 +100,7 @@ NAME_PROPERTIES = {
     "AWS::SecretsManager::Secret": "Name",
     "AWS::RedshiftServerless::Namespace": "NamespaceName",
     "AWS::RedshiftServerless::Workgroup": "WorkgroupName",
+    "AWS::Events::Rule": "Name",
 }
 # Resource types whose Ref is their ARN (the others: their name, or a queue's URL).
 REF_IS_ARN = (
@@ -260,6 +261,9 @@ class Resolver:
             "AWS::Logs::LogGroup": f"{regional.format('logs')}:log-group:{name}:*",
             "AWS::IAM::Role": f"arn:{PARTITION}:iam::{ACCOUNT}:role/{name}",
             "AWS::IAM::ManagedPolicy": f"arn:{PARTITION}:iam::{ACCOUNT}:policy/{name}",
+            "AWS::Events::Rule": f"{regional.format('events')}:rule/{name}",
+            # A KMS key's ARN ends in its generated key id.
+            "AWS::KMS::Key": f"{regional.format('kms')}:key/3c4d5e6f-7a8b-9c0d-1e2f-3a4b5c6d7e8f",
             # A secret's ARN ends in six random characters after its name.
             "AWS::SecretsManager::Secret": (
                 f"{regional.format('secretsmanager')}:secret:{name}-AbCdEf"

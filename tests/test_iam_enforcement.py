@@ -10,7 +10,12 @@ from e2e_support import REPO_ROOT
 from moto.iam.access_control import PermissionResult
 
 from flightpipe_local.iam import calls, service_reference
-from flightpipe_local.iam.enforcement import IMPLEMENTED_CONDITION_KEYS, RecordedCall, access_key_of
+from flightpipe_local.iam.enforcement import (
+    IMPLEMENTED_CONDITION_KEYS,
+    Authorizer,
+    RecordedCall,
+    access_key_of,
+)
 from flightpipe_local.iam.least_privilege import Grant, grants_of, role_report
 from flightpipe_local.iam.patterns import like
 from flightpipe_local.moto_iam import bucket_policy_permission, refusal
@@ -113,6 +118,19 @@ def test_a_call_is_authorized_on_the_arns_the_service_authorization_reference_na
 def test_a_required_resource_the_request_does_not_name_is_an_error_never_a_star():
     with pytest.raises(calls.UnboundResource, match="crawler"):
         calls.resources_of("glue:StartCrawler", {}, REGION)
+
+
+def test_a_metric_without_a_dataset_is_authorized_on_star_in_the_namespace_it_names():
+    """PutMetricData's only resource type (a dataset) is optional; the namespace is the
+    condition key the job role's grant tests (serverless.yml, PublishLoadMetrics)."""
+    assert calls.resources_of("cloudwatch:PutMetricData", {"Namespace": "N"}, REGION) == ("*",)
+    with pytest.raises(calls.UnboundResource):
+        calls.resources_of("sqs:SendMessage", {}, REGION)
+    authorizer = Authorizer()
+    assert authorizer.context_for("cloudwatch:PutMetricData", {"Namespace": "Flightpipe"}) == {
+        "cloudwatch:namespace": "Flightpipe"
+    }
+    assert authorizer.context_for("cloudwatch:PutMetricData", {}) == {}
 
 
 def test_operations_with_another_iam_action_name_are_renamed():

@@ -338,6 +338,9 @@ class Deployer:
             "AWS::RedshiftServerless::Namespace": self._namespace,
             "AWS::RedshiftServerless::Workgroup": self._workgroup,
             "AWS::Redshift::Cluster": self._cluster,
+            "AWS::KMS::Key": self._kms_key,
+            "AWS::CloudWatch::Alarm": self._alarm,
+            "AWS::CloudWatch::Dashboard": self._dashboard,
         }
 
     def deploy(self) -> Deployment:
@@ -569,6 +572,39 @@ class Deployer:
         self._clients("logs").create_log_group(logGroupName=name)
         return Resource(logical_id, "", name, {"Arn": self._arn("logs", f"log-group:{name}:*")})
 
+    def _kms_key(self, logical_id: str, p: dict[str, Any]) -> Resource:
+        spec: dict[str, Any] = {
+            "Description": str(p.get("Description") or logical_id),
+            "KeyUsage": p.get("KeyUsage", "ENCRYPT_DECRYPT"),
+        }
+        if p.get("KeyPolicy"):
+            spec["Policy"] = _policy_json(p["KeyPolicy"])
+        key = self._clients("kms").create_key(**spec)["KeyMetadata"]
+        return Resource(logical_id, "", key["KeyId"], {"Arn": key["Arn"], "KeyId": key["KeyId"]})
+
+    def _alarm(self, logical_id: str, p: dict[str, Any]) -> Resource:
+        """A metric alarm as CloudFormation creates it (PutMetricAlarm's parameters are the
+        resource's properties, numbers as numbers)."""
+        name = p.get("AlarmName") or self._name(logical_id, 255)
+        spec = {key: p[key] for key in _ALARM_KEYS if key in p}
+        for key in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
+            if key in spec:
+                spec[key] = int(spec[key])
+        if "Threshold" in spec:
+            spec["Threshold"] = float(spec["Threshold"])
+        if "ActionsEnabled" in spec:
+            spec["ActionsEnabled"] = spec["ActionsEnabled"] in (True, "true")
+        self._clients("cloudwatch").put_metric_alarm(AlarmName=name, **spec)
+        return Resource(logical_id, "", name, {"Arn": self._arn("cloudwatch", f"alarm:{name}")})
+
+    def _dashboard(self, logical_id: str, p: dict[str, Any]) -> Resource:
+        name = p.get("DashboardName") or self._name(logical_id, 255)
+        body = p["DashboardBody"]
+        body = body if isinstance(body, str) else json.dumps(body)
+        json.loads(body)  # CloudWatch refuses a body that is not JSON; fail here as it would
+        self._clients("cloudwatch").put_dashboard(DashboardName=name, DashboardBody=body)
+        return Resource(logical_id, "", name, {})
+
     def _namespace(self, logical_id: str, p: dict[str, Any]) -> Resource:
         name = p.get("NamespaceName") or self._name(logical_id, 64, lower=True)
         arn = self._arn("redshift-serverless", f"namespace/{name}")
@@ -638,6 +674,31 @@ _QUEUE_ATTRIBUTES = (
     "FifoQueue",
     "ContentBasedDeduplication",
 )
+# AWS::CloudWatch::Alarm properties that are PutMetricAlarm parameters of the same name.
+_ALARM_KEYS = (
+    "AlarmDescription",
+    "ActionsEnabled",
+    "OKActions",
+    "AlarmActions",
+    "InsufficientDataActions",
+    "MetricName",
+    "Namespace",
+    "Statistic",
+    "ExtendedStatistic",
+    "Dimensions",
+    "Period",
+    "Unit",
+    "EvaluationPeriods",
+    "DatapointsToAlarm",
+    "Threshold",
+    "ComparisonOperator",
+    "TreatMissingData",
+    "EvaluateLowSampleCountPercentile",
+    "Metrics",
+    "ThresholdMetricId",
+)
+
+
 _TARGET_KEYS = ("Id", "Arn", "RoleArn", "Input", "InputPath", "InputTransformer", "SqsParameters")
 _CRAWLER_KEYS = (
     "Role",

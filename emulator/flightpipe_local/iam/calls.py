@@ -36,6 +36,12 @@ ACTION_OF_OPERATION = {
 # Calls IAM never refuses ("GetCallerIdentity ... No permissions are required":
 # https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html).
 ALWAYS_ALLOWED = frozenset({"sts:GetCallerIdentity"})
+# Actions whose resource types are all optional and whose requests may name none: such a request
+# is authorized on "*" (PutMetricData's one resource type, a dataset, is optional: "dataset" has
+# no asterisk in https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html).
+# Listed one by one, so that a binding this module lacks for any other action still fails
+# loudly rather than falling back to "*".
+UNSCOPED_WITHOUT_RESOURCE = frozenset({"cloudwatch:PutMetricData"})
 # Request parameters that carry an ARN variable's value, beside a parameter of the same name.
 PARAMETERS_OF_VARIABLE: Mapping[str, tuple[str, ...]] = {
     "CrawlerName": ("CrawlerName", "Name"),
@@ -119,6 +125,8 @@ def resources_of(action: str, params: Mapping[str, Any], region: str) -> tuple[s
         elif resource_type.required:
             raise UnboundResource(f"{action}: no request parameter names its {resource_type.name}")
     if not arns:
+        if action in UNSCOPED_WITHOUT_RESOURCE:
+            return ("*",)
         raise UnboundResource(f"{action}: the request names none of its resource types")
     return tuple(arns)
 

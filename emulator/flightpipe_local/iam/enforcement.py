@@ -54,10 +54,24 @@ IMPLEMENTED_CONDITION_KEYS = frozenset(
         "s3:delimiter",
         "s3:max-keys",
         "redshift-data:statement-owner-iam-userid",
+        "cloudwatch:namespace",
     }
 )
 
 ContextProvider = Callable[[str, Mapping[str, Any]], Mapping[str, Any]]
+
+
+def metric_namespace(action: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``cloudwatch:namespace`` of a PutMetricData request: the namespace it publishes to
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html)."""
+    namespace = params.get("Namespace")
+    return {"cloudwatch:namespace": str(namespace)} if namespace else {}
+
+
+# Condition keys every stack's requests carry, by action (the stack adds service-specific ones).
+DEFAULT_CONTEXT_PROVIDERS: Mapping[str, ContextProvider] = {
+    "cloudwatch:PutMetricData": metric_namespace,
+}
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/([^/]+)/")
 
 
@@ -161,7 +175,7 @@ class Authorizer:
 
     def __init__(self, context_providers: Optional[Mapping[str, ContextProvider]] = None) -> None:
         self.log = CallLog()
-        self._providers = dict(context_providers or {})
+        self._providers = {**DEFAULT_CONTEXT_PROVIDERS, **(context_providers or {})}
 
     def add_context_provider(self, action: str, provider: ContextProvider) -> None:
         """``provider(action, params)`` adds condition keys only the service knows (the owner

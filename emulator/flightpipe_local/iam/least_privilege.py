@@ -38,6 +38,8 @@ AWS_ONLY_GRANTS: Mapping[str, str] = {
     "logs:": "CloudWatch Logs: Lambda, Glue and Step Functions write their logs there on AWS;"
     " the local stack keeps them in files",
     "xray:": "X-Ray tracing of the state machine on AWS; the local stack traces nothing",
+    "kms:": "SNS asks KMS for a data key as the publisher of a message to a topic encrypted with"
+    " a customer managed key (NotificationsKey); the local SNS encrypts nothing",
     "glue:BatchStopJobRun": "Step Functions stops the job run when the execution is stopped"
     " or the task times out (glue:startJobRun.sync)",
     "glue:GetJobRuns": "what glue:startJobRun.sync may call while it waits for the run, as"
