@@ -1,4 +1,5 @@
-"""Lambda: where the crawl covering the uploaded file stands (CRAWLED, WAITING or FAILED)."""
+"""Lambda: where the crawl covering the uploaded file stands (CRAWLED, WAITING, FAILED or
+UNAVAILABLE) and, while WAITING, when to poll again (next_poll_s)."""
 
 from __future__ import annotations
 
@@ -28,5 +29,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         key=event["key"],
         version_id=event.get("version_id") or None,
     )
-    logger.info("crawl polled", extra=status)
+    if status["status"] == "UNAVAILABLE":
+        logger.warning("crawler unavailable", extra=status)
+    else:
+        logger.info("crawl polled", extra=status)
     return {**status, "runtime": runtime_versions()}

@@ -1,4 +1,5 @@
-"""Lambda: start a crawl of incoming/ now if the crawler is idle (a busy crawler is fine)."""
+"""Lambda: start a crawl of incoming/ now if the crawler is idle (a busy crawler is fine); a
+crawler that is missing or refuses the call is reported (status UNAVAILABLE), not raised."""
 
 from __future__ import annotations
 
@@ -21,5 +22,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = FunctionSettings.from_environment()
     settings.require("crawler_name")
     result = request_crawl(boto3.client("glue"), settings.crawler_name)
-    logger.info("crawl requested", extra=result)
+    if result["status"] == "UNAVAILABLE":
+        logger.warning("crawler unavailable", extra=result)
+    else:
+        logger.info("crawl requested", extra=result)
     return {**result, "runtime": runtime_versions()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,18 @@ def history_states(stack: EmulatedStack, execution_arn: str) -> list[str]:
     return [
         e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("StateEntered")
     ]
+
+
+def execution_output(stack: EmulatedStack, execution_arn: str) -> dict[str, Any]:
+    """The data an execution ended with: its output, or (an execution that failed has none)
+    the input of its last state."""
+    sfn = stack.client("stepfunctions")
+    described = sfn.describe_execution(executionArn=execution_arn)
+    if described.get("output"):
+        return dict(json.loads(described["output"]))
+    events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    entered = [e["stateEnteredEventDetails"] for e in events if e["type"].endswith("StateEntered")]
+    return dict(json.loads(entered[-1]["input"]))
 
 
 @pytest.fixture(scope="module")

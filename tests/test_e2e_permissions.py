@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import REPO_ROOT, history_states, query, run_files
+from e2e_support import REPO_ROOT, execution_output, history_states, query, run_files
 
 from flightpipe_local.run import PipelineRunner
 from flightpipe_local.stack import EmulatedStack
@@ -109,13 +109,21 @@ def test_without_tag_get_resources_prepare_warehouse_fails_on_the_schema(shared_
         assert "permission denied for schema airlines" in (outcome.error or "")
 
 
-def test_without_glue_start_crawler_start_crawler_fails_access_denied(shared_data, packaged):
+def test_without_glue_start_crawler_the_file_loads_with_the_refusal_as_its_warning(
+    shared_data, packaged
+):
     with _stack_without(packaged, "StartCrawlerRole", "glue:StartCrawler") as stack:
         outcome = _run_sample(stack, shared_data)
-        assert outcome.execution_status == "FAILED"
-        assert _failed_state(stack, outcome.execution_arn) == "StartCrawler"
-        assert "AccessDeniedException" in (outcome.error or "")
-        assert "glue:StartCrawler" in (outcome.error or "")
+        # A crawl never costs a load: the refusal is the execution's warning, not its end.
+        assert (outcome.execution_status, outcome.load_status) == ("SUCCEEDED", "LOADED")
+        crawl = execution_output(stack, outcome.execution_arn)["crawl"]
+        assert crawl["status"] == "UNAVAILABLE"
+        assert crawl["warning"].startswith(
+            f"crawler {stack.crawler_name} unavailable - AccessDeniedException on StartCrawler: "
+        )
+        assert "glue:StartCrawler" in crawl["warning"]
+        (notice,) = stack.notices.notices()
+        assert notice.body()["warning"] == crawl["warning"]
 
 
 def test_without_the_job_roles_put_object_the_job_fails_staging_its_rows(shared_data, packaged):

@@ -7,7 +7,16 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e_support import data_rows, fact_rows_of, history_states, query, run_files, scalar, stack
+from e2e_support import (
+    data_rows,
+    execution_output,
+    fact_rows_of,
+    history_states,
+    query,
+    run_files,
+    scalar,
+    stack,
+)
 
 from flightpipe_local.stack import EmulatedStack
 
@@ -57,39 +66,41 @@ def test_a_file_with_missing_columns_fails_with_a_notice_and_leaves_the_table_un
     assert "missing_columns.csv" in new_notices[0].message
 
 
-def test_a_failed_crawl_takes_the_failure_path_and_the_job_never_runs(
+def test_a_failed_crawl_is_a_warning_in_the_notice_and_the_file_still_loads(
     stack: EmulatedStack, shared_data: Path
 ) -> None:
     crawlers = stack.crawlers
     assert crawlers is not None
     crawlers.fail_until_cleared(stack.crawler_name, "Internal Service Exception")
     notices_before = len(stack.notices.notices())
-    runs_before = len(stack.client("glue").get_job_runs(JobName=stack.job_name)["JobRuns"])
     try:
         (outcome,) = run_files(stack, shared_data / "sample_flights.csv")
     finally:
         crawlers.clear_faults()
-    assert outcome.execution_status == "FAILED"
-    # The failure path records the attempt before the notice (RecordFailure).
-    assert outcome.load_status == "FAILED"
-    assert len(stack.client("glue").get_job_runs(JobName=stack.job_name)["JobRuns"]) == runs_before
+    assert (outcome.execution_status, outcome.load_status) == ("SUCCEEDED", "LOADED")
+    assert outcome.rows_loaded == data_rows(shared_data / "sample_flights.csv")
     states = history_states(stack, outcome.execution_arn or "")
-    # The poll Lambda ran and reported the crawl FAILED: the choice took the crawl-failure
-    # branch, not the timeout or the job.
-    assert "PollCrawler" in states and "RunEtlJob" not in states
-    assert states[states.index("PollCrawler") :][-5:] == [
+    # The poll Lambda reported the crawl FAILED: recorded, then the load ran (crawl first).
+    last_poll = len(states) - 1 - states[::-1].index("CrawlerDone")
+    assert states[last_poll:] == [
         "CrawlerDone",
         "CrawlFailed",
-        "RecordFailure",
-        "NotifyFailure",
-        "Failed",
+        "CrawlResolved",
+        "ChooseEngine",
+        "RunEtlJob",
+        "LoadEnded",
+        "LoadOutcome",
+        "NotifySuccess",
+        "Succeeded",
     ]
+    crawl = execution_output(stack, outcome.execution_arn or "")["crawl"]
+    assert (crawl["status"], crawl["before_load"]) == ("FAILED", True)
+    assert crawl["warning"].endswith("ended FAILED - Internal Service Exception")
     new_notices = stack.notices.notices()[notices_before:]
     assert len(new_notices) == 1
     notice = new_notices[0].body()
-    assert notice["status"] == "FAILED" and notice["key"] == outcome.key
-    assert "crawl" in json.dumps(notice).lower()
-    assert "Internal Service Exception" in notice["cause"]  # the crawl's own error
+    assert notice["status"] == "SUCCEEDED" and notice["key"] == outcome.key
+    assert notice["warning"] == crawl["warning"]  # the crawl's own error
 
 
 def test_a_job_failing_between_delete_and_insert_leaves_no_partial_rows(

@@ -11,6 +11,7 @@ import pytest
 from conftest import TEST_BUCKET
 from test_crawler_handlers import FakeLambdaContext
 
+from flightpipe.sql import read_sql
 from flightpipe.warehouse import StatementError
 from flightpipe.warehouse.data_api import LAMBDA_RESERVE_SECONDS
 from flightpipe_local import moto_redshift_data
@@ -75,6 +76,56 @@ def test_prepare_warehouse_loads_airports_once_through_the_data_api(data_api, s3
     assert first["schema"] == "ready"
     assert (first["airports"]["reloaded"], first["airports"]["rows"]) == (True, 365)
     assert (second["airports"]["reloaded"], second["airports"]["rows"]) == (False, 365)
+
+
+def _statements_of(data_api, call) -> list[list[str]]:
+    """The Data API requests (each a statement or a batch) ``call`` made, in order."""
+    before = set(data_api._statements)
+    call()
+    return [s.sqls for i, s in data_api._statements.items() if i not in before]
+
+
+def test_an_unchanged_schema_and_airports_file_cost_one_data_api_statement(
+    data_api, s3, shared_data
+):
+    _upload_airports(s3, shared_data)
+    first = _statements_of(
+        data_api, lambda: prepare_warehouse.handler({"key": "a.csv"}, FakeLambdaContext())
+    )
+    assert len(first) > 1  # the first run bootstraps and loads the dimension
+    results = []
+    again = _statements_of(
+        data_api,
+        lambda: results.append(prepare_warehouse.handler({"key": "b.csv"}, FakeLambdaContext())),
+    )
+    assert again == [[read_sql("prepare_state.sql")]]
+    (result,) = results
+    assert (result["bootstrap"], result["airports"]["reloaded"], result["airports"]["rows"]) == (
+        "ready",
+        False,
+        365,
+    )
+
+
+def test_a_changed_airports_file_still_reloads_after_the_one_statement_check(
+    data_api, s3, shared_data
+):
+    _upload_airports(s3, shared_data)
+    prepare_warehouse.handler({"key": "a.csv"}, FakeLambdaContext())
+    lines = (shared_data / "airports.csv").read_text(encoding="utf-8").splitlines()
+    s3.put_object(
+        Bucket=TEST_BUCKET,
+        Key="dimensions/airports.csv",
+        Body=("\n".join(lines[:11]) + "\n").encode("utf-8"),
+    )
+    results = []
+    sqls = _statements_of(
+        data_api,
+        lambda: results.append(prepare_warehouse.handler({"key": "b.csv"}, FakeLambdaContext())),
+    )
+    assert sqls[0] == [read_sql("prepare_state.sql")]
+    assert any(sql.startswith("COPY airlines.airports_dim") for batch in sqls for sql in batch)
+    assert (results[0]["airports"]["reloaded"], results[0]["airports"]["rows"]) == (True, 10)
 
 
 def test_prepare_warehouse_without_the_airports_file_fails_naming_it(data_api):

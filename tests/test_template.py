@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -251,6 +251,8 @@ def _matches(rule: dict[str, Any], data: dict[str, Any]) -> bool:
         return _is_number(value) and value >= rule["NumericGreaterThanEquals"]
     if "StringEquals" in rule:
         return isinstance(value, str) and value == rule["StringEquals"]
+    if "BooleanEquals" in rule:
+        return isinstance(value, bool) and value == rule["BooleanEquals"]
     if "StringMatches" in rule:  # "*" is any run of characters (no escapes used here)
         pattern = ".*".join(re.escape(part) for part in rule["StringMatches"].split("*"))
         return isinstance(value, str) and re.fullmatch(pattern, value, re.DOTALL) is not None
@@ -275,8 +277,122 @@ def _crawler_input(status: str, attempts: int) -> dict[str, Any]:
         "bucket": "b",
         "key": "incoming/f.csv",
         "crawler": {"output": {"crawler": "c", "status": status, "crawl_id": "x", "error": None}},
-        "poll": {"attempts": attempts, "max_attempts": 120},
+        "poll": {"attempts": attempts, "max_attempts": 360},
     }
+
+
+def _set(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """``data`` with ``value`` at the simple JSONPath ``path`` (a ResultPath)."""
+    if path == "$":
+        return value
+    node = data
+    parts = path.removeprefix("$.").split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return data
+
+
+def _parameters(template: Any, data: dict[str, Any]) -> Any:
+    """A Pass state's Parameters: ``$.`` paths looked up; an intrinsic function is kept as
+    its text (these tests follow the paths, not the messages)."""
+    if isinstance(template, dict):
+        out = {}
+        for key, value in template.items():
+            if key.endswith(".$"):
+                out[key[:-2]] = _path_or_intrinsic(value, data)
+            else:
+                out[key] = _parameters(value, data)
+        return out
+    return template
+
+
+def _path_or_intrinsic(value: str, data: dict[str, Any]) -> Any:
+    add = re.fullmatch(r"States\.MathAdd\((\$[.\w]+), (-?\d+)\)", value)
+    if add:
+        return _lookup(data, add.group(1))[1] + int(add.group(2))
+    if not value.startswith("$."):
+        return value
+    found, looked = _lookup(data, value)
+    assert found, f"{value} is not in the input {data}"
+    return looked
+
+
+TaskOutcome = Callable[[str, dict[str, Any]], tuple[bool, Any]]
+
+
+def _walk(
+    states: dict[str, Any], data: dict[str, Any], tasks: TaskOutcome, start: str
+) -> tuple[list[str], dict[str, Any]]:
+    """The states an execution enters from ``start`` until it ends, with its final data:
+    ``tasks(name, data)`` gives each Task's outcome, ``(True, result)`` or ``(False, error)``
+    (after its retries). Choice, Pass and Wait states run as Step Functions runs them."""
+    path, name = [], start
+    for _ in range(10_000):
+        path.append(name)
+        state = states[name]
+        kind = state["Type"]
+        if kind in ("Succeed", "Fail"):
+            return path, data
+        if kind == "Choice":
+            name = _choose(state, data)
+            continue
+        if kind == "Pass":
+            value = state["Result"] if "Result" in state else _parameters(state["Parameters"], data)
+            data = _set(data, state.get("ResultPath", "$"), json.loads(json.dumps(value)))
+        elif kind == "Task":
+            ok, value = tasks(name, data)
+            if not ok:
+                (catch,) = state["Catch"]
+                data = _set(data, catch["ResultPath"], value)
+                name = catch["Next"]
+                continue
+            if state.get("ResultPath", "$") is not None:
+                data = _set(data, state.get("ResultPath", "$"), {"output": value})
+        name = state["Next"]
+    raise AssertionError(f"no end after 10,000 states: {path[-20:]}")
+
+
+def _execution_input() -> dict[str, Any]:
+    return {
+        "bucket": "b",
+        "key": "incoming/f.csv",
+        "size": 10,
+        "etag": "e",
+        "version_id": "v",
+        "sequencer": "s",
+    }
+
+
+def _tasks(
+    start: dict[str, Any] | None = None,
+    polls: list[dict[str, Any]] | None = None,
+    load_error: dict[str, Any] | None = None,
+) -> TaskOutcome:
+    """Task outcomes: StartCrawler's result, PollCrawler's results in turn (then CRAWLED),
+    the load's error (None: it succeeds)."""
+    left = list(polls or [])
+
+    def outcome(name: str, data: dict[str, Any]) -> tuple[bool, Any]:
+        if name == "StartCrawler":
+            return True, start or {"crawler": "c", "status": "STARTED", "error": None}
+        if name == "PollCrawler":
+            if left:
+                result = left.pop(0)
+                return ("status" in result), result
+            return True, {"crawler": "c", "status": "CRAWLED", "crawl_id": "x", "error": None}
+        if name in ("RunEtlJob", "RunSparkEtlJob"):
+            return (load_error is None), (load_error or {"id": "jr", "state": "SUCCEEDED"})
+        return True, {}
+
+    return outcome
+
+
+def _order(states: dict[str, Any], before_load: bool) -> dict[str, Any]:
+    """The states with CrawlOrder set as the stage parameter would set it."""
+    changed = json.loads(json.dumps(states))
+    changed["CrawlOrder"]["Result"]["before_load"] = before_load
+    return changed
 
 
 # ------------------------------------------------------------------ bucket and rule
@@ -510,17 +626,26 @@ def test_existing_workgroup_or_cluster_replaces_the_created_one(template, resour
 def test_state_machine_has_every_pipeline_state(states, definition):
     assert definition["StartAt"] == "CheckVersionId"
     expected = {
+        "CrawlOrder": "Pass",
         "PrepareWarehouse": "Task",
         "StartCrawler": "Task",
+        "CrawlFirst": "Choice",
+        "ResetPollBudget": "Pass",
         "WaitForCrawler": "Wait",
         "PollCrawler": "Task",
         "CountPoll": "Pass",
         "CrawlerDone": "Choice",
+        "Crawled": "Pass",
         "CrawlFailed": "Pass",
         "CrawlTimedOut": "Pass",
+        "CrawlerUnavailable": "Pass",
+        "CrawlerCallFailed": "Pass",
+        "CrawlResolved": "Choice",
         "ChooseEngine": "Choice",
         "RunEtlJob": "Task",
         "RunSparkEtlJob": "Task",
+        "LoadEnded": "Choice",
+        "LoadOutcome": "Choice",
         "NotifySuccess": "Task",
         "IsLoadSkipped": "Choice",
         "NotifyDuplicate": "Task",
@@ -559,8 +684,11 @@ def test_every_task_retries_transient_errors_with_backoff_and_catches_all(states
             "RecordFailure": "NotifyFailure",
             "NotifyDuplicate": "Succeeded",
             "NotifySuperseded": "Succeeded",
-            "RunEtlJob": "IsLoadSkipped",
-            "RunSparkEtlJob": "IsLoadSkipped",
+            # A crawler step's failure is a warning, never the execution's end.
+            "StartCrawler": "CrawlerCallFailed",
+            "PollCrawler": "CrawlerCallFailed",
+            "RunEtlJob": "LoadEnded",
+            "RunSparkEtlJob": "LoadEnded",
         }.get(name, "RecordFailure")
         assert catch["Next"] == expected, name
         assert catch.get("ResultPath", "$") != "$", f"{name} would lose the file it reports"
@@ -580,30 +708,34 @@ def test_a_busy_crawler_is_waited_for_never_an_error_nor_a_pass(states):
 
 def test_a_poll_loop_fits_an_execution_s_history_many_times_over(states):
     """Each poll costs about ten history events; AWS allows 25,000 per execution."""
-    reset = states[states["StartCrawler"]["Next"]]
-    polls = reset["Result"]["max_attempts"]
-    assert polls * states["WaitForCrawler"]["Seconds"] >= 3600  # an hour of crawls ahead
-    assert polls * 10 <= 25_000 / 10
+    from flightpipe.crawler import MIN_POLL_SECONDS
+
+    polls = states["ResetPollBudget"]["Result"]["max_attempts"]
+    assert polls * MIN_POLL_SECONDS >= 3600  # an hour of crawls ahead at the shortest wait
+    assert polls * 10 <= 25_000 / 5
 
 
-def test_poll_loop_counts_attempts_against_a_budget(states):
-    reset = states[states["StartCrawler"]["Next"]]
+def test_poll_loop_polls_at_once_then_waits_as_the_poll_says_counting_attempts(states):
+    reset = states["ResetPollBudget"]
     assert reset["Type"] == "Pass" and reset["Result"]["attempts"] == 0
-    assert reset["Next"] == "WaitForCrawler"
-    assert states["WaitForCrawler"]["Next"] == "PollCrawler"
+    assert reset["Next"] == "PollCrawler"  # the first poll does not wait
     assert states["PollCrawler"]["Next"] == "CountPoll"
     assert "States.MathAdd($.poll.attempts, 1)" in states["CountPoll"]["Parameters"].values()
     assert states["CountPoll"]["Next"] == "CrawlerDone"
+    wait = states["WaitForCrawler"]
+    assert wait["SecondsPath"] == "$.crawler.output.next_poll_s" and "Seconds" not in wait
+    assert wait["Next"] == "PollCrawler"
 
 
 @pytest.mark.parametrize(
     ("status", "attempts", "expected"),
     [
         ("WAITING", 1, "WaitForCrawler"),
-        ("CRAWLED", 3, "ChooseEngine"),
-        ("CRAWLED", 120, "ChooseEngine"),
+        ("CRAWLED", 3, "Crawled"),
+        ("CRAWLED", 360, "Crawled"),
         ("FAILED", 2, "CrawlFailed"),
-        ("WAITING", 120, "CrawlTimedOut"),
+        ("UNAVAILABLE", 1, "CrawlerUnavailable"),
+        ("WAITING", 360, "CrawlTimedOut"),
         ("UNKNOWN", 1, "CrawlFailed"),
     ],
 )
@@ -612,12 +744,177 @@ def test_crawler_choice_paths(states, status, attempts, expected):
     assert _choose(states["CrawlerDone"], data) == expected
 
 
-def test_crawl_failures_set_error_and_cause_then_notify(states):
-    for name in ("CrawlFailed", "CrawlTimedOut"):
+def test_every_crawl_outcome_is_recorded_in_crawl_and_the_run_goes_on(states):
+    outcomes = {
+        "Crawled": "CRAWLED",
+        "CrawlFailed": "FAILED",
+        "CrawlTimedOut": "TIMED_OUT",
+        "CrawlerUnavailable": "UNAVAILABLE",
+        "CrawlerCallFailed": "UNAVAILABLE",
+    }
+    for name, status in outcomes.items():
         state = states[name]
-        assert state["ResultPath"] == "$.error"
-        assert {"Error", "Cause.$"} <= set(state["Parameters"])
-        assert state["Next"] == "RecordFailure"
+        assert state["ResultPath"] == "$.crawl", name  # never $.error: the load's own
+        assert state["Parameters"]["status"] == status, name
+        assert state["Parameters"]["before_load.$"] == "$.crawl.before_load", name
+        assert state["Next"] == "CrawlResolved", name
+        warning = state["Parameters"].get("warning.$")
+        assert (warning is None) == (name == "Crawled"), name
+    assert "$.crawler.output.error" in states["CrawlFailed"]["Parameters"]["warning.$"]
+    assert "$.crawler.output.error" in states["CrawlerUnavailable"]["Parameters"]["warning.$"]
+    assert "$.crawl_error.Cause" in states["CrawlerCallFailed"]["Parameters"]["warning.$"]
+
+
+def test_the_crawl_order_is_the_stage_parameter_as_a_boolean(states):
+    order = states["CrawlOrder"]
+    assert order["Result"] == {
+        "before_load": DEFAULT_PARAMS["crawlBeforeLoad"],
+        "status": "PENDING",
+        "warning": None,
+    }
+    assert DEFAULT_PARAMS["crawlBeforeLoad"] is True
+    assert order["ResultPath"] == "$.crawl" and order["Next"] == "PrepareWarehouse"
+
+
+def test_crawl_before_load_polls_until_crawled_then_loads(states):
+    polls = [{"crawler": "c", "status": "WAITING", "crawl_id": "x", "error": None}] * 2
+    path, data = _walk(
+        _order(states, True), _execution_input(), _tasks(polls=polls), "CheckVersionId"
+    )
+    assert path == [
+        "CheckVersionId",
+        "CheckEtag",
+        "CheckSequencer",
+        "CrawlOrder",
+        "PrepareWarehouse",
+        "StartCrawler",
+        "CrawlFirst",
+        "ResetPollBudget",
+        *["PollCrawler", "CountPoll", "CrawlerDone", "WaitForCrawler"] * 2,
+        "PollCrawler",
+        "CountPoll",
+        "CrawlerDone",
+        "Crawled",
+        "CrawlResolved",
+        "ChooseEngine",
+        "RunEtlJob",
+        "LoadEnded",
+        "LoadOutcome",
+        "NotifySuccess",
+        "Succeeded",
+    ]
+    assert data["crawl"] == {
+        "before_load": True,
+        "status": "CRAWLED",
+        "crawl_id": "x",
+        "warning": None,
+    }
+
+
+def test_crawl_beside_load_loads_at_once_then_waits_for_the_crawl(states):
+    polls = [{"crawler": "c", "status": "WAITING", "crawl_id": "x", "error": None}]
+    path, data = _walk(
+        _order(states, False), _execution_input(), _tasks(polls=polls), "CheckVersionId"
+    )
+    assert path == [
+        "CheckVersionId",
+        "CheckEtag",
+        "CheckSequencer",
+        "CrawlOrder",
+        "PrepareWarehouse",
+        "StartCrawler",
+        "CrawlFirst",
+        "ChooseEngine",
+        "RunEtlJob",
+        "LoadEnded",
+        "ResetPollBudget",
+        "PollCrawler",
+        "CountPoll",
+        "CrawlerDone",
+        "WaitForCrawler",
+        "PollCrawler",
+        "CountPoll",
+        "CrawlerDone",
+        "Crawled",
+        "CrawlResolved",
+        "LoadOutcome",
+        "NotifySuccess",
+        "Succeeded",
+    ]
+    assert data["crawl"]["status"] == "CRAWLED"
+
+
+FAILED_CRAWL = {"crawler": "c", "status": "FAILED", "crawl_id": "x", "error": "boom"}
+UNAVAILABLE = {"crawler": "c", "status": "UNAVAILABLE", "error": "AccessDeniedException"}
+LAMBDA_ERROR = {"Error": "Lambda.Unknown", "Cause": "timed out"}
+
+
+@pytest.mark.parametrize("before_load", [True, False])
+@pytest.mark.parametrize(
+    ("start", "polls", "status"),
+    [
+        (None, [FAILED_CRAWL], "FAILED"),
+        (None, [UNAVAILABLE], "UNAVAILABLE"),
+        (None, [LAMBDA_ERROR], "UNAVAILABLE"),
+        (UNAVAILABLE, [], "UNAVAILABLE"),
+    ],
+)
+def test_whatever_becomes_of_the_crawl_the_file_loads_and_the_notice_carries_it(
+    states, before_load, start, polls, status
+):
+    path, data = _walk(
+        _order(states, before_load), _execution_input(), _tasks(start, polls), "CheckVersionId"
+    )
+    assert path[-3:] == ["LoadOutcome", "NotifySuccess", "Succeeded"]
+    assert path.count("RunEtlJob") == 1 and "RecordFailure" not in path
+    assert (data["crawl"]["status"], data["crawl"]["before_load"]) == (status, before_load)
+    assert data["crawl"]["warning"]
+    assert "error" not in data  # the load's own outcome alone
+    if start is not None:
+        assert "PollCrawler" not in path  # a crawler unavailable from the start is not polled
+    message = states["NotifySuccess"]["Parameters"]["Message"]
+    assert message["warning.$"] == "$.crawl.warning"
+
+
+def test_a_crawl_that_never_succeeds_within_the_budget_is_a_warning_not_a_failure(states):
+    budget = states["ResetPollBudget"]["Result"]["max_attempts"]
+    waiting = {"crawler": "c", "status": "WAITING", "crawl_id": None, "error": None}
+    for before_load in (True, False):
+        path, data = _walk(
+            _order(states, before_load),
+            _execution_input(),
+            _tasks(polls=[waiting] * budget),
+            "CheckVersionId",
+        )
+        assert path.count("PollCrawler") == budget
+        assert data["crawl"]["status"] == "TIMED_OUT"
+        assert path[-2:] == ["NotifySuccess", "Succeeded"]
+
+
+def test_a_failed_load_beside_the_crawl_waits_for_the_crawl_then_records_the_failure(states):
+    error = {"Error": "States.TaskFailed", "Cause": "s3://b/incoming/f.csv: FAILED: x"}
+    path, data = _walk(
+        _order(states, False),
+        _execution_input(),
+        _tasks(polls=[FAILED_CRAWL], load_error=error),
+        "CheckVersionId",
+    )
+    assert path[path.index("RunEtlJob") :] == [
+        "RunEtlJob",
+        "LoadEnded",
+        "ResetPollBudget",
+        "PollCrawler",
+        "CountPoll",
+        "CrawlerDone",
+        "CrawlFailed",
+        "CrawlResolved",
+        "LoadOutcome",
+        "IsLoadSkipped",
+        "RecordFailure",
+        "NotifyFailure",
+        "Failed",
+    ]
+    assert data["error"] == error and data["crawl"]["status"] == "FAILED"
 
 
 @pytest.mark.parametrize(
@@ -662,7 +959,7 @@ def test_etl_job_runs_synchronously_with_the_files_arguments(states):
     retried = {error for retrier in job["Retry"] for error in retrier["ErrorEquals"]}
     assert {"Glue.ConcurrentRunsExceededException", "Glue.ThrottlingException"} <= retried
     assert "States.TaskFailed" not in retried
-    assert job["Next"] == "NotifySuccess"
+    assert job["Next"] == "LoadEnded"
 
 
 def test_the_spark_task_runs_the_spark_job_exactly_as_the_python_shell_task_runs_its_job(states):
@@ -676,8 +973,10 @@ def test_the_spark_task_runs_the_spark_job_exactly_as_the_python_shell_task_runs
     assert spark["Parameters"]["Arguments"] == shell["Parameters"]["Arguments"]
 
 
-def test_the_engine_is_chosen_only_after_the_crawl_and_leads_to_either_job(states):
-    assert _choose(states["CrawlerDone"], _crawler_input("CRAWLED", 1)) == "ChooseEngine"
+def test_the_engine_is_chosen_after_the_crawl_or_beside_it_and_leads_to_either_job(states):
+    assert _choose(states["CrawlerDone"], _crawler_input("CRAWLED", 1)) == "Crawled"
+    assert states["CrawlResolved"]["Default"] == "ChooseEngine"  # the load has not run yet
+    assert states["CrawlFirst"]["Default"] == "ChooseEngine"  # crawlBeforeLoad false
     choose = states["ChooseEngine"]
     targets = {rule["Next"] for rule in choose["Choices"]} | {choose["Default"]}
     assert targets == {"RunEtlJob", "RunSparkEtlJob"}
@@ -817,15 +1116,8 @@ def test_every_way_to_the_failure_notice_records_the_failure_first(states):
     into_notice = {name for name, state in states.items() if "NotifyFailure" in successors(state)}
     assert into_notice == {"RecordFailure"}
     into_record = {name for name, state in states.items() if "RecordFailure" in successors(state)}
-    assert into_record == {
-        "PrepareWarehouse",
-        "StartCrawler",
-        "PollCrawler",
-        "CrawlFailed",
-        "CrawlTimedOut",
-        "IsLoadSkipped",
-        "NotifySuccess",
-    }
+    # The crawl is not among them: whatever becomes of it, the load goes on.
+    assert into_record == {"PrepareWarehouse", "IsLoadSkipped", "NotifySuccess"}
 
 
 def test_the_failure_record_goes_to_the_prepare_function_with_the_execution_and_its_error(
@@ -881,6 +1173,9 @@ def test_notices_name_the_file_and_the_outcome(states):
     assert failure["Message"]["key.$"] == "$.key"
     assert failure["Message"]["error.$"] == "$.error.Error"
     assert failure["Message"]["cause.$"] == "$.error.Cause"
+    # Every notice says what became of the crawl (null when it covered the file).
+    for name in ("NotifySuccess", "NotifyDuplicate", "NotifySuperseded", "NotifyFailure"):
+        assert states[name]["Parameters"]["Message"]["warning.$"] == "$.crawl.warning", name
     assert states["NotifyFailure"]["Next"] == "Failed"
     for name in ("NotifySuccess", "NotifyFailure"):
         assert states[name]["Resource"] == "arn:aws:states:::sns:publish"
@@ -1000,6 +1295,23 @@ def test_a_threshold_given_on_the_command_line_is_packaged_as_a_number(
     assert threshold == 0 and _is_number(threshold)
     assert _choose(states["ChooseEngine"], _size_input(size=0)) == "RunSparkEtlJob"
     assert _choose(states["ChooseEngine"], _size_input(size=None)) == "RunEtlJob"
+
+
+def test_crawl_before_load_false_on_the_command_line_is_packaged_as_a_boolean():
+    template = package(REPO_ROOT, params={"crawlBeforeLoad": "false"}).template
+    machine = template["Resources"]["PipelineStateMachine"]
+    text, _ = machine["Properties"]["DefinitionString"]["Fn::Sub"]
+    states = json.loads(text)["States"]
+    assert states["CrawlOrder"]["Result"]["before_load"] is False
+    data = {"crawl": states["CrawlOrder"]["Result"], "crawler": {"output": {"status": "STARTED"}}}
+    assert _choose(states["CrawlFirst"], data) == "ChooseEngine"
+
+
+def test_a_crawl_order_that_is_no_boolean_stops_packaging():
+    from flightpipe_local.template import PackagingError
+
+    with pytest.raises(PackagingError, match="strToBool"):
+        package(REPO_ROOT, params={"crawlBeforeLoad": "sometimes"})
 
 
 def test_crawler_crawls_incoming_of_the_data_bucket(resources):

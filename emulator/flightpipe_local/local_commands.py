@@ -233,6 +233,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 outcomes = runner.run_files(files)
                 report = run_report(outcomes, stack)
                 sample = [] if args.json else _fact_sample(stack)
+                crawls = "" if args.json else crawl_line(stack)
         except Exception as error:
             print(f"flightpipe local run: the local stack failed: {error}", file=real_stderr)
             print(f"(details in {log_path})", file=real_stderr)
@@ -241,7 +242,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         _print_summary(report, sample, time.monotonic() - started)
+        print(crawls)
     return EXIT_OK
+
+
+def crawl_line(stack: EmulatedStack) -> str:
+    """One line on the crawls the run's crawler made (its ``ListCrawls``), by state."""
+    glue = stack.client("glue")
+    try:
+        crawls = glue.list_crawls(CrawlerName=stack.crawler_name, MaxResults=1000)["Crawls"]
+    except glue.exceptions.EntityNotFoundException:
+        return f"crawler {stack.crawler_name}: missing"
+    states: dict[str, int] = {}
+    for crawl in crawls:
+        states[crawl.get("State", "?")] = states.get(crawl.get("State", "?"), 0) + 1
+    by_state = ", ".join(f"{state} {count}" for state, count in sorted(states.items()))
+    noun = "crawl" if len(crawls) == 1 else "crawls"
+    return f"crawler {stack.crawler_name}: {len(crawls)} {noun} (ListCrawls): {by_state or '-'}"
 
 
 def _print(out: TextIO, line: str) -> None:

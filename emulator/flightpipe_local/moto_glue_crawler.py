@@ -272,7 +272,9 @@ class CrawlerEmulator:
         self._s3 = s3_client
         self._glue = glue_client
         self._sqs = sqs_client
-        self._min_seconds = min_crawl_seconds
+        # A crawl lasts at least this long (seconds of this machine's clock): `make stress`
+        # sets it to a crawl's duration on AWS on the emulator's scaled clock.
+        self.min_crawl_seconds = min_crawl_seconds
         self._faults: dict[str, str] = {}
         self._lasting_faults: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -320,7 +322,7 @@ class CrawlerEmulator:
         except Exception as exc:
             error = str(exc) or type(exc).__name__
             LOG.info("crawl of %s failed: %s", crawler.name, error)
-        remaining = self._min_seconds - (time.monotonic() - started)
+        remaining = self.min_crawl_seconds - (time.monotonic() - started)
         if remaining > 0:
             time.sleep(remaining)
         crawl.error_message = error

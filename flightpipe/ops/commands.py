@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable
 
-from flightpipe.ops import backfill, executions, report, runs, show, smoke, upload
+from flightpipe.ops import backfill, executions, report, runs, show, smoke, timeline, upload
 from flightpipe.ops.tables import cell, print_table
 from flightpipe.ops.target import Target, TargetError, resolve
 from flightpipe.ops.warehouse import DirectSession, data_api_warehouse
@@ -30,6 +30,7 @@ STATUS_COLUMNS = (
     "load_status",
     "started",
     "duration_s",
+    "upload_to_loaded_s",
     "rows_read",
     "rows_loaded",
     "rows_rejected",
@@ -251,6 +252,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         target.state_machine_arn,
         args.limit,
         failed_only=args.failed,
+        s3=target.client("s3"),
     )
     rows = [run.as_json() for run in found]
     if args.json:
@@ -281,8 +283,12 @@ def _print_show(document: dict[str, Any]) -> None:
         )
         if execution["error"]:
             print(f"  error: {execution['error']}")
-        print("\nstates:")
-        print_table(document["states"], out, ("name", "entered", "seconds", "outcome"))
+        if document.get("timeline"):
+            timeline.print_timeline(document["timeline"], out)
+        crawl = document.get("crawl")
+        if crawl:
+            warning = f" - {crawl['warning']}" if crawl.get("warning") else ""
+            print(f"  crawl: {crawl.get('status')}{warning}")
     if document["job_run"]:
         run = document["job_run"]
         print(

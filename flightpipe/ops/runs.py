@@ -31,6 +31,10 @@ class Run:
     load_status: Optional[str]
     started: str
     duration_s: Optional[float]
+    # From the object's upload (S3's LastModified, to the second) to its load's commit (the
+    # ledger's finished_at): what a user waits for the file to be queryable. None for a run
+    # that loaded nothing, or whose object version is gone.
+    upload_to_loaded_s: Optional[float]
     rows_read: int
     rows_loaded: int
     rows_rejected: int
@@ -41,8 +45,14 @@ class Run:
         return asdict(self)
 
 
-def build_run(sfn: Any, described: Mapping[str, Any], ledger_row: Optional[Row]) -> Run:
-    """A run from ``DescribeExecution`` and the execution's ledger row (if the job wrote one)."""
+def build_run(
+    sfn: Any,
+    described: Mapping[str, Any],
+    ledger_row: Optional[Row],
+    uploaded_at: Optional[datetime] = None,
+) -> Run:
+    """A run from ``DescribeExecution``, the execution's ledger row (if the job wrote one) and
+    when its object was written (if known)."""
     document = executions.execution_input(dict(described))
     started: datetime = described["startDate"]
     stopped: Optional[datetime] = described.get("stopDate")
@@ -59,12 +69,32 @@ def build_run(sfn: Any, described: Mapping[str, Any], ledger_row: Optional[Row])
         load_status=row.get("status"),
         started=started.isoformat(timespec="seconds"),
         duration_s=round((stopped - started).total_seconds(), 1) if stopped else None,
+        upload_to_loaded_s=upload_to_loaded_seconds(uploaded_at, row),
         rows_read=optional_int(row.get("rows_read")),
         rows_loaded=optional_int(row.get("rows_loaded")),
         rows_rejected=optional_int(row.get("rows_rejected")),
         unmatched_airport_rows=optional_int(row.get("unmatched_airport_rows")),
         error=error,
     )
+
+
+def upload_to_loaded_seconds(uploaded_at: Optional[datetime], row: Row) -> Optional[float]:
+    """Seconds from the upload to the commit of a LOADED attempt (the ledger keeps UTC
+    without a zone); None when either is unknown."""
+    finished = row.get("finished_at")
+    if uploaded_at is None or row.get("status") != "LOADED" or finished is None:
+        return None
+    if isinstance(finished, str):
+        finished = datetime.fromisoformat(finished)
+    return round((utc_naive(finished) - utc_naive(uploaded_at)).total_seconds(), 1)
+
+
+def object_written_at(s3: Any, source_file: str, version_id: Optional[str]) -> Optional[datetime]:
+    """The write time S3 gives the version of ``s3://bucket/key`` (None when gone)."""
+    from flightpipe.ops.show import uploaded_at
+
+    bucket, _, key = source_file.removeprefix("s3://").partition("/")
+    return uploaded_at(s3, bucket, key, version_id) if bucket and key else None
 
 
 def utc_naive(moment: datetime) -> datetime:
@@ -84,9 +114,15 @@ def ledger_by_execution(warehouse: Queryable, since: datetime) -> dict[str, Row]
 
 
 def recent_runs(
-    sfn: Any, warehouse: Queryable, state_machine_arn: str, limit: int, failed_only: bool = False
+    sfn: Any,
+    warehouse: Queryable,
+    state_machine_arn: str,
+    limit: int,
+    failed_only: bool = False,
+    s3: Optional[Any] = None,
 ) -> list[Run]:
-    """The newest ``limit`` runs (of the failed ones, with ``failed_only``), newest first.
+    """The newest ``limit`` runs (of the failed ones, with ``failed_only``), newest first;
+    with ``s3``, each loaded run with its upload-to-loaded seconds.
 
     A rejected or failed load fails its execution, so the failed runs are the executions
     ``ListExecutions`` returns for the failed statuses: nothing older is read.
@@ -106,14 +142,16 @@ def recent_runs(
         return []
     earliest = min(item["startDate"] for item in picked) - timedelta(minutes=5)
     ledger = ledger_by_execution(warehouse, utc_naive(earliest))
-    return [
-        build_run(
-            sfn,
-            sfn.describe_execution(executionArn=item["executionArn"]),
-            ledger.get(item["executionArn"]),
-        )
-        for item in picked
-    ]
+    found = []
+    for item in picked:
+        described = sfn.describe_execution(executionArn=item["executionArn"])
+        row = ledger.get(item["executionArn"])
+        written = None
+        if s3 is not None and row and row.get("status") == "LOADED":
+            version = executions.execution_input(dict(described)).version_id
+            written = object_written_at(s3, str(row.get("source_file") or ""), version)
+        found.append(build_run(sfn, described, row, written))
+    return found
 
 
 def wait_for(

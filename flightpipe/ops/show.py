@@ -1,16 +1,20 @@
-"""``flightpipe show``: one run in depth — its states, its job run, every load attempt at
-its file, the job's summary and the first rejected rows."""
+"""``flightpipe show``: one run in depth — its timeline from the upload to the load (each state
+with its start, duration and waits, the critical path marked), what became of its crawl, its
+job run, every load attempt at its file, the job's summary and the first rejected rows."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from datetime import datetime, timezone
 from typing import Any, Optional
+
+from botocore.exceptions import ClientError
 
 from flightpipe.bucket_layout import INCOMING_PREFIX, summary_key
 from flightpipe.etl.summary import read_summary
-from flightpipe.ops import executions
+from flightpipe.ops import executions, timeline
 from flightpipe.ops.target import Target, TargetError
 from flightpipe.ops.warehouse import Queryable, plain, query_ledger
 from flightpipe.s3keys import candidate_keys
@@ -58,6 +62,7 @@ def show(target: Target, warehouse: Queryable, file_or_execution: str, rejects: 
     if arn is None and not ledger:
         raise TargetError(f"no execution and no load attempt found for {file_or_execution}")
     report: dict[str, Any] = {"file": key, "execution": None, "states": [], "job_run": None}
+    report["timeline"], report["crawl"] = None, None
     report["ledger"] = ledger
     report["summary"], report["rejected_rows"], report["notices"] = None, [], []
     if arn is None:
@@ -74,6 +79,13 @@ def show(target: Target, warehouse: Queryable, file_or_execution: str, rejects: 
         }
         for visit in executions.state_visits(events)
     ]
+    report["crawl"] = timeline.crawl_outcome(events)
+    crawl_id = (report["crawl"] or {}).get("crawl_id")
+    crawler = target.outputs.get("CrawlerName") or ""
+    crawl = timeline.crawl_of(target.client("glue"), crawler, crawl_id) if crawler else None
+    document = executions.execution_input(described)
+    uploaded = uploaded_at(s3, target.bucket, key, document.version_id)
+    report["timeline"] = timeline.build(events, uploaded, crawl).as_json()
     report["job_run"] = _job_run(target, executions.job_run(events))
     report["notices"] = executions.notices(events)
     summary = read_summary(s3, target.bucket, summary_key(described["name"]))
@@ -81,6 +93,19 @@ def show(target: Target, warehouse: Queryable, file_or_execution: str, rejects: 
     if summary and summary.get("rejects_uri"):
         report["rejected_rows"] = first_rejects(s3, summary["rejects_uri"], rejects)
     return report
+
+
+def uploaded_at(s3: Any, bucket: str, key: str, version_id: Optional[str]) -> Optional[datetime]:
+    """When the object (at ``version_id``) was written, as S3 says (to the second); None when
+    it is gone or cannot be read."""
+    request = {"Bucket": bucket, "Key": key}
+    if version_id:
+        request["VersionId"] = version_id
+    try:
+        modified = s3.head_object(**request)["LastModified"]
+    except ClientError:
+        return None
+    return modified if modified.tzinfo else modified.replace(tzinfo=timezone.utc)
 
 
 def _execution(described: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Preparing the warehouse before a load: its identities, schema DDL and airports dimension.
 
 Runs at the start of every execution, so it must be cheap when nothing changed
-and safe when several uploads start at once: the DDL is idempotent (and retried
+— one Data API statement (sql/prepare_state.sql) and one S3 HeadObject — and safe when
+several uploads start at once: the DDL is idempotent (and retried
 when concurrent executions race to create the same table or role), and the
 airports reload takes a table lock so two reloads can never interleave.
 
@@ -19,6 +20,7 @@ import hashlib
 import random
 import re
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from botocore.exceptions import ClientError
@@ -67,6 +69,34 @@ class CopyRoleNotAttachedError(RuntimeError):
 
 class WarehouseNotBootstrappedError(RuntimeError):
     """Schema airlines or the pipeline's grants are missing and this step may not create them."""
+
+
+@dataclass(frozen=True)
+class WarehouseState:
+    """What the prepare step checks, read in one statement (sql/prepare_state.sql)."""
+
+    ddl_hash: Optional[str]
+    airports_version: Optional[str]
+    airports_rows: int
+
+
+def warehouse_state(warehouse: Warehouse) -> Optional[WarehouseState]:
+    """The DDL fingerprint applied and the airports loaded, in one Data API statement; None
+    when the caller cannot read every table of schema airlines (not bootstrapped yet, a
+    column missing, or no access): the slow path then finds out which."""
+    try:
+        rows = warehouse.query(read_sql("prepare_state.sql"))
+    except StatementTimeoutError:
+        raise
+    except StatementError:
+        return None
+    row = rows[0] if rows else {}
+    version = row.get("airports_version")
+    return WarehouseState(
+        ddl_hash=None if row.get("ddl_hash") is None else str(row["ddl_hash"]),
+        airports_version=None if version is None else str(version),
+        airports_rows=int(row.get("airports_rows") or 0),
+    )
 
 
 def ddl_fingerprint() -> str:
@@ -266,10 +296,24 @@ def prepare_warehouse(
     target: Optional[WarehouseTarget] = None,
 ) -> dict[str, Any]:
     """Bootstrap the schema (as ``admin`` when given) and (re)load ``airlines.airports_dim``
-    as the pipeline identity when it is empty or stale."""
-    schema = ensure_schema(warehouse, admin)
+    as the pipeline identity when it is empty or stale.
+
+    When neither the bootstrap SQL nor the airports file changed, this costs one Data API
+    statement (:func:`warehouse_state`) besides the airports file's HeadObject; a bootstrap
+    or a reload runs only when one of them did.
+    """
     version = airports_source_version(s3, bucket, airports_key)
-    reloaded = loaded_airports_version(warehouse) != version
+    state = warehouse_state(warehouse)
+    ready = state is not None and (admin is None or state.ddl_hash == ddl_fingerprint())
+    if ready and state is not None:
+        schema = "ready"
+        loaded = state.airports_version if state.airports_rows else None
+    else:
+        schema = ensure_schema(warehouse, admin)
+        loaded = loaded_airports_version(warehouse)
+    reloaded = loaded != version
+    if not reloaded and state is not None and ready:
+        return _prepared(schema, False, state.airports_rows, version)
     if reloaded:
         source_uri = f"s3://{bucket}/{airports_key}"
         statements = render_statements(
@@ -292,12 +336,13 @@ def prepare_warehouse(
             raise
     (count,) = render_statements("airports_row_count.sql")
     rows = warehouse.query(count)
+    return _prepared(schema, reloaded, int(rows[0]["row_count"]), version)
+
+
+def _prepared(bootstrap: str, reloaded: bool, rows: int, version: str) -> dict[str, Any]:
+    """The prepare step's result."""
     return {
         "schema": "ready",
-        "bootstrap": schema,
-        "airports": {
-            "reloaded": reloaded,
-            "rows": int(rows[0]["row_count"]),
-            "source_version": version,
-        },
+        "bootstrap": bootstrap,
+        "airports": {"reloaded": reloaded, "rows": rows, "source_version": version},
     }
