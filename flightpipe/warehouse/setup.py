@@ -198,7 +198,8 @@ def ensure_schema(
             '--param="adminSecretArn=<secret of a superuser>" so this step bootstraps it, or '
             "run sql/schema.sql, the statements of sql/schema_upgrades.sql whose column is "
             "missing, sql/create_pipeline_role.sql and sql/grants.sql as a superuser and grant "
-            f"role {PIPELINE_ROLE} to the pipeline's user (README, Deploy). Cause: {error}"
+            f"role {PIPELINE_ROLE} to the pipeline's user (docs/deploy.md, Database identities). "
+            f"Cause: {error}"
         ) from error
     return "bootstrapped"
 
