@@ -31,7 +31,13 @@ PASS_MACHINE = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass"
 def packaged_rule() -> dict[str, Any]:
     """The rule's properties as packaged, the data bucket's name in place of its Ref."""
     resources = package(REPO_ROOT).template["Resources"]
-    (rule,) = [r for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
+    # The rule that starts the state machine (the others watch the Glue jobs for alarms).
+    (rule,) = [
+        r
+        for r in resources.values()
+        if r["Type"] == "AWS::Events::Rule"
+        and {"Ref": "PipelineStateMachine"} in [t["Arn"] for t in r["Properties"]["Targets"]]
+    ]
     text = json.dumps(rule["Properties"])
     return json.loads(text.replace(json.dumps({"Ref": "DataBucket"}), json.dumps(rule_keys.BUCKET)))
 
