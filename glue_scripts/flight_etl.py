@@ -10,23 +10,25 @@ with the cause.
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import boto3
 
-from flightpipe.etl.job import JobFailed, run_job
-from flightpipe.etl.job_args import JobArgs
+from flightpipe.etl.job import JobFailed, log_summary, run_job
+from flightpipe.etl.job_args import JobArgs, job_log_keys
 from flightpipe.etl.metrics import publish_load_metrics
+from flightpipe.logs import log_to_json
 from flightpipe.warehouse import DataApiWarehouse
 
 
 def main(argv: list) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Every line this run logs is JSON with its execution id and file key, the SDK's
+    # warnings and an uncaught error included (flightpipe/logs.py).
+    log_to_json(job_log_keys(argv))
     args = JobArgs.from_argv(argv)
     warehouse = DataApiWarehouse(boto3.client("redshift-data"), args.warehouse_target())
     summary = run_job(args, boto3.client("s3"), warehouse)
-    print(summary.to_json())
+    log_summary(summary)
     # The outcome as CloudWatch metrics (the rejection alarm, the dashboard); best effort.
     publish_load_metrics(boto3.client("cloudwatch"), argv, summary)
     if not summary.succeeded:

@@ -10,21 +10,23 @@ with the cause.
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import boto3
 from pyspark import SparkContext
 
-from flightpipe.etl.job import JobFailed, run_job
-from flightpipe.etl.job_args import JobArgs
+from flightpipe.etl.job import JobFailed, log_summary, run_job
+from flightpipe.etl.job_args import JobArgs, job_log_keys
 from flightpipe.etl.metrics import publish_load_metrics
 from flightpipe.etl.spark_engine import SparkEngine, SparkTasks
+from flightpipe.logs import log_to_json
 from flightpipe.warehouse import DataApiWarehouse
 
 
 def main(argv: list) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Every line this script's Python logs is JSON with the execution id and file key
+    # (flightpipe/logs.py); the Spark JVM's own lines are Spark's.
+    log_to_json(job_log_keys(argv))
     # Glue passes the job's arguments in sys.argv as --name value
     # (https://docs.aws.amazon.com/glue/latest/dg/aws-glue-api-crawler-pyspark-extensions-get-resolved-options.html)
     # and runs the script with its Spark context set up: getOrCreate joins it
@@ -37,7 +39,7 @@ def main(argv: list) -> None:
         summary = run_job(args, boto3.client("s3"), warehouse, engine=engine)
     finally:
         spark.stop()
-    print(summary.to_json())
+    log_summary(summary)
     # The outcome as CloudWatch metrics (the rejection alarm, the dashboard); best effort.
     publish_load_metrics(boto3.client("cloudwatch"), argv, summary)
     if not summary.succeeded:

@@ -84,7 +84,10 @@ def test_a_crawler_that_cannot_read_the_bucket_fails_its_crawl_and_the_file_stil
         ), crawl["warning"]
         assert [c["State"] for c in _crawls(stack)] == ["FAILED"]
         notice = _notice(stack)
-        assert (notice["status"], notice["key"]) == ("SUCCEEDED", outcome.key)
+        assert (notice["status"], notice["file"]) == (
+            "SUCCEEDED",
+            f"s3://{stack.bucket}/{outcome.key}",
+        )
         assert notice["warning"] == crawl["warning"]
         # show: the crawl came first, so its polls are on the critical path to loaded.
         shown = json.loads(_ops(capsys, stack, tmp_path, "show", "sample_flights.csv", "--json"))
@@ -118,6 +121,7 @@ def test_a_deleted_crawler_is_a_warning_in_the_notice_and_the_file_still_loads(
             "RunEtlJob",
             "LoadEnded",
             "LoadOutcome",
+            "ComposeSuccessNotice",
             "NotifySuccess",
             "Succeeded",
         ]
@@ -176,7 +180,12 @@ def test_local_run_with_the_crawl_beside_the_load_loads_both_files_and_still_cra
             if line.startswith(f"{path.name}: -> ")
         ]
         assert states.index("PollCrawler") > states.index("LoadEnded"), states
-        assert states[-3:] == ["LoadOutcome", "NotifySuccess", "Succeeded"], states
+        assert states[-4:] == [
+            "LoadOutcome",
+            "ComposeSuccessNotice",
+            "NotifySuccess",
+            "Succeeded",
+        ], states
     assert "warehouse: 6081 fact rows" in out  # 13 + 6,068
     crawls = re.search(r"^crawler \S+: (\d+) crawls? \(ListCrawls\): (.*)$", out, re.M)
     assert crawls is not None, out

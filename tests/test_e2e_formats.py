@@ -146,7 +146,7 @@ def test_unsupported_uploads_fail_rejected_with_their_reason_and_a_notice(
     by_key: dict[str, list] = {}
     for notice in notices:
         assert isinstance(notice, dict), notice
-        by_key.setdefault(notice.get("key"), []).append(notice)
+        by_key.setdefault(notice["file"].removeprefix(f"s3://{stack.bucket}/"), []).append(notice)
     for key, (_, reason) in cases.items():
         assert len(by_key.get(key, [])) == 1, (key, notices)
         (notice,) = by_key[key]

@@ -136,7 +136,7 @@ def test_show_explains_a_run_with_its_states_ledger_summary_and_first_rejects(
     shown = flightpipe_json(capsys, state_dir, "show", "ops_bad.csv")
     assert shown["execution"]["arn"] == item["execution_arn"]
     names = [state["name"] for state in shown["states"]]
-    assert names[0] == "CheckVersionId" and "RunEtlJob" in names and names[-1] == "Succeeded"
+    assert names[0] == "NoteExecution" and "RunEtlJob" in names and names[-1] == "Succeeded"
     assert all(state["seconds"] is not None for state in shown["states"])
     assert shown["job_run"]["state"] == "SUCCEEDED"
     assert [row["status"] for row in shown["ledger"]] == ["LOADED"]
@@ -145,7 +145,7 @@ def test_show_explains_a_run_with_its_states_ledger_summary_and_first_rejects(
     assert [row["line_number"] for row in rejected[:2]] == [4, 16]
     assert rejected[1]["raw_text"] == "DL,11433"
     assert all(row["reason"] for row in rejected)
-    assert shown["notices"][-1]["subject"] == "Flight pipeline succeeded"
+    assert shown["notices"][-1]["subject"] == "Flight file ops_bad.csv loaded: 65 rows, 2 rejected"
     by_arn = flightpipe_json(capsys, state_dir, "show", item["execution_arn"])
     assert by_arn["execution"]["name"] == shown["execution"]["name"]
 

@@ -90,6 +90,7 @@ def test_a_failed_crawl_is_a_warning_in_the_notice_and_the_file_still_loads(
         "RunEtlJob",
         "LoadEnded",
         "LoadOutcome",
+        "ComposeSuccessNotice",
         "NotifySuccess",
         "Succeeded",
     ]
@@ -99,7 +100,8 @@ def test_a_failed_crawl_is_a_warning_in_the_notice_and_the_file_still_loads(
     new_notices = stack.notices.notices()[notices_before:]
     assert len(new_notices) == 1
     notice = new_notices[0].body()
-    assert notice["status"] == "SUCCEEDED" and notice["key"] == outcome.key
+    assert notice["status"] == "SUCCEEDED"
+    assert notice["file"] == f"s3://{stack.bucket}/{outcome.key}"
     assert notice["warning"] == crawl["warning"]  # the crawl's own error
 
 

@@ -149,7 +149,7 @@ def test_a_failure_before_the_job_is_recorded_and_backfill_re_drives_it_in_its_p
     assert [(row["status"], row["source_sequencer"]) for row in shown["ledger"]] == [
         ("FAILED", sequencer)
     ]
-    assert shown["notices"][-1]["subject"] == "Flight pipeline failed"
+    assert shown["notices"][-1]["subject"] == "Flight file refused.csv failed"
     planned = flightpipe_json(
         capsys, state_dir, "backfill", "refused.csv", "--failed-only", "--dry-run"
     )

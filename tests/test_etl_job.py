@@ -8,8 +8,11 @@ import datetime as dt
 import gzip
 import importlib.util
 import json
+import logging
 import subprocess
 import sys
+import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -89,6 +92,7 @@ def run_glue_script(
         return warehouse
 
     monkeypatch.setattr(script, "DataApiWarehouse", data_api_warehouse)
+    _keep_logging_of_the_test_process(monkeypatch)
     script.main(
         [
             "--JOB_ID", "j_1",  # Glue's own arguments come first and are ignored
@@ -104,6 +108,17 @@ def run_glue_script(
         ]
     )  # fmt: skip
     return targets
+
+
+def _keep_logging_of_the_test_process(monkeypatch) -> None:
+    """The script makes its process log JSON (flightpipe/logs.py: the root logger, warnings,
+    uncaught errors); here its process is the test's, which gets its own back afterwards."""
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)
 
 
 @pytest.fixture
@@ -265,7 +280,10 @@ def test_glue_script_returns_normally_for_a_loaded_file_on_the_warehouse_its_arg
     body = b"Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\nDL,11433,13303,1,2\n"
     [target] = run_glue_script(monkeypatch, s3, warehouse, "incoming/one.csv", body)
     assert (target.database, target.workgroup) == ("dev", "flightpipe-wg")
-    assert json.loads(capsys.readouterr().out)["status"] == "LOADED"
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (summary,) = [record["summary"] for record in records if "summary" in record]
+    assert summary["status"] == "LOADED"
+    assert {record["file_key"] for record in records} == {"incoming/one.csv"}
     assert len(facts(warehouse)) == 1
 
 

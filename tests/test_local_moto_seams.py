@@ -246,6 +246,41 @@ def test_sns_seam_topic_publish_takes_message_and_subject() -> None:
     assert parameters(moto_sns.SEAM_OWNER, moto_sns.SEAM_NAME)[:3] == ["self", "message", "subject"]
 
 
+def test_sns_delivers_to_a_queue_only_when_its_policy_lets_sns_send_for_the_topic() -> None:
+    assert parameters(moto_sns.DELIVERY_OWNER, moto_sns.DELIVERY_NAME)[:2] == ["self", "message"]
+    with mock_aws(), patched() as patches:
+        moto_sns.install(patches, moto_sns.NoticeBoard())
+        sns, sqs = boto3.client("sns", REGION), boto3.client("sqs", REGION)
+        topic = sns.create_topic(Name="notices")["TopicArn"]
+        urls = {name: sqs.create_queue(QueueName=name)["QueueUrl"] for name in ("open", "shut")}
+        arns = {
+            name: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            for name, url in urls.items()
+        }
+        statement = {
+            "Effect": "Allow",
+            "Principal": {"Service": "sns.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": arns["open"],
+            "Condition": {"ArnEquals": {"aws:SourceArn": topic}},
+        }
+        policy = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+        sqs.set_queue_attributes(QueueUrl=urls["open"], Attributes={"Policy": policy})
+        for arn in arns.values():
+            sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+        sns.publish(TopicArn=topic, Subject="s", Message='{"status": "SUCCEEDED"}')
+        received = {
+            name: sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", [])
+            for name, url in urls.items()
+        }
+    assert [json.loads(m["Body"])["Message"] for m in received["open"]] == [
+        '{"status": "SUCCEEDED"}'
+    ]
+    assert received["shut"] == []
+
+
 def test_patch_set_restores_what_it_replaced_and_removes_what_it_added() -> None:
     class Owner:
         def method(self) -> str:

@@ -243,6 +243,31 @@ def test_job_runs_execute_in_parallel_on_the_glue_runtime_with_glue_s_arguments(
     assert "the file is not a CSV" in runner.log_path("etl", "jr_b").read_text()
 
 
+JSON_LOGGING_SCRIPT = """
+import json, sys
+def log_uncaught(kind, error, trace):
+    print(json.dumps({"level": "ERROR", "message": f"{kind.__name__}: {error}"}))
+sys.excepthook = log_uncaught
+print(json.dumps({"level": "INFO", "message": "reading"}))
+raise ValueError("the file is not a CSV")
+"""
+
+
+def test_a_failed_run_reports_the_exception_it_raised_whatever_the_script_logs(
+    tmp_path: Path,
+) -> None:
+    runner, job, _ = job_runner(tmp_path)
+    (tmp_path / "assets" / "job.py").write_text(JSON_LOGGING_SCRIPT)
+    run = job_run("jr_json", {"library-set": "analytics"})
+    runner.run(job, run)
+    assert (run.status, run.error_message) == ("FAILED", "the file is not a CSV")
+    log = runner.log_path("etl", "jr_json").read_text().splitlines()
+    assert [json.loads(line)["message"] for line in log] == [
+        "reading",
+        "ValueError: the file is not a CSV",
+    ]
+
+
 def test_closing_the_runner_ends_a_job_run_still_going(tmp_path: Path) -> None:
     runner, job, marks = job_runner(tmp_path)
     run = job_run("jr_long", {"library-set": "analytics", "--marks": str(marks), "--sleep": "60"})

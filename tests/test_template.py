@@ -61,6 +61,7 @@ FUNCTIONS = {
     "PrepareWarehouseLambdaFunction": "handlers/prepare_warehouse.handler",
     "StartCrawlerLambdaFunction": "handlers/start_crawler.handler",
     "PollCrawlerLambdaFunction": "handlers/poll_crawler.handler",
+    "ComposeNoticeLambdaFunction": "handlers/compose_notice.handler",
 }
 LAMBDA_TRANSIENT_ERRORS = {
     "Lambda.ServiceException",
@@ -624,7 +625,7 @@ def test_existing_workgroup_or_cluster_replaces_the_created_one(template, resour
 
 
 def test_state_machine_has_every_pipeline_state(states, definition):
-    assert definition["StartAt"] == "CheckVersionId"
+    assert definition["StartAt"] == "NoteExecution"
     expected = {
         "CrawlOrder": "Pass",
         "PrepareWarehouse": "Task",
@@ -652,6 +653,15 @@ def test_state_machine_has_every_pipeline_state(states, definition):
         "NotifySuperseded": "Task",
         "RecordFailure": "Task",
         "NotifyFailure": "Task",
+        "NoteExecution": "Pass",
+        "ComposeSuccessNotice": "Task",
+        "PlainSuccessNotice": "Pass",
+        "ComposeDuplicateNotice": "Task",
+        "PlainDuplicateNotice": "Pass",
+        "ComposeSupersededNotice": "Task",
+        "PlainSupersededNotice": "Pass",
+        "ComposeFailureNotice": "Task",
+        "PlainFailureNotice": "Pass",
         "Succeeded": "Succeed",
         "Failed": "Fail",
     }
@@ -681,7 +691,11 @@ def test_every_task_retries_transient_errors_with_backoff_and_catches_all(states
         assert catch["ErrorEquals"] == ["States.ALL"], name
         expected = {
             "NotifyFailure": "Failed",
-            "RecordFailure": "NotifyFailure",
+            "RecordFailure": "ComposeFailureNotice",
+            "ComposeSuccessNotice": "PlainSuccessNotice",
+            "ComposeDuplicateNotice": "PlainDuplicateNotice",
+            "ComposeSupersededNotice": "PlainSupersededNotice",
+            "ComposeFailureNotice": "PlainFailureNotice",
             "NotifyDuplicate": "Succeeded",
             "NotifySuperseded": "Succeeded",
             # A crawler step's failure is a warning, never the execution's end.
@@ -800,6 +814,7 @@ def test_crawl_before_load_polls_until_crawled_then_loads(states):
         "RunEtlJob",
         "LoadEnded",
         "LoadOutcome",
+        "ComposeSuccessNotice",
         "NotifySuccess",
         "Succeeded",
     ]
@@ -838,6 +853,7 @@ def test_crawl_beside_load_loads_at_once_then_waits_for_the_crawl(states):
         "Crawled",
         "CrawlResolved",
         "LoadOutcome",
+        "ComposeSuccessNotice",
         "NotifySuccess",
         "Succeeded",
     ]
@@ -865,15 +881,15 @@ def test_whatever_becomes_of_the_crawl_the_file_loads_and_the_notice_carries_it(
     path, data = _walk(
         _order(states, before_load), _execution_input(), _tasks(start, polls), "CheckVersionId"
     )
-    assert path[-3:] == ["LoadOutcome", "NotifySuccess", "Succeeded"]
+    assert path[-4:] == ["LoadOutcome", "ComposeSuccessNotice", "NotifySuccess", "Succeeded"]
     assert path.count("RunEtlJob") == 1 and "RecordFailure" not in path
     assert (data["crawl"]["status"], data["crawl"]["before_load"]) == (status, before_load)
     assert data["crawl"]["warning"]
     assert "error" not in data  # the load's own outcome alone
     if start is not None:
         assert "PollCrawler" not in path  # a crawler unavailable from the start is not polled
-    message = states["NotifySuccess"]["Parameters"]["Message"]
-    assert message["warning.$"] == "$.crawl.warning"
+    notice = states["ComposeSuccessNotice"]["Parameters"]["Payload"]
+    assert notice["warning.$"] == "$.crawl.warning"
 
 
 def test_a_crawl_that_never_succeeds_within_the_budget_is_a_warning_not_a_failure(states):
@@ -911,6 +927,7 @@ def test_a_failed_load_beside_the_crawl_waits_for_the_crawl_then_records_the_fai
         "LoadOutcome",
         "IsLoadSkipped",
         "RecordFailure",
+        "ComposeFailureNotice",
         "NotifyFailure",
         "Failed",
     ]
@@ -936,7 +953,7 @@ def test_null_or_missing_version_id_etag_and_sequencer_become_empty_strings(
         if state["Type"] == "Choice":
             name = _choose(state, data)
             continue
-        data[state["ResultPath"].removeprefix("$.")] = state["Result"]
+        data[state["ResultPath"].removeprefix("$.")] = state.get("Result", state.get("Parameters"))
         name = state["Next"]
     assert name == "PrepareWarehouse"
     assert [data[field] for field in ("version_id", "etag", "sequencer")] == [
@@ -1071,11 +1088,11 @@ def test_the_emulated_step_functions_routes_the_packaged_choice_as_step_function
     [
         (
             '{"ErrorMessage": "s3://b/incoming/f.csv: DUPLICATE: DuplicateDelivery: ..."}',
-            "NotifyDuplicate",
+            "ComposeDuplicateNotice",
         ),
         (
             '{"ErrorMessage": "s3://b/incoming/f.csv: SUPERSEDED: SupersededVersion: ..."}',
-            "NotifySuperseded",
+            "ComposeSupersededNotice",
         ),
         ('{"ErrorMessage": "s3://b/incoming/f.csv: FAILED: StatementError: ..."}', "RecordFailure"),
     ],
@@ -1087,12 +1104,9 @@ def test_a_duplicate_delivery_or_a_superseded_version_ends_as_a_notice_not_a_fai
     assert _choose(states["IsLoadSkipped"], data) == expected
     assert states["NotifyDuplicate"]["Next"] == "Succeeded"
     assert states["NotifySuperseded"]["Next"] == "Succeeded"
-    message = states["NotifySuperseded"]["Parameters"]["Message"]
-    assert (message["status"], message["sequencer.$"], message["detail.$"]) == (
-        "SUPERSEDED",
-        "$.sequencer",
-        "$.error.Cause",
-    )
+    assert states["ComposeDuplicateNotice"]["Parameters"]["Payload"]["status"] == "DUPLICATE"
+    assert states["ComposeSupersededNotice"]["Next"] == "NotifySuperseded"
+    assert states["ComposeSupersededNotice"]["Parameters"]["Payload"]["status"] == "SUPERSEDED"
 
 
 def test_the_job_s_skip_errors_are_the_names_the_state_machine_matches(states):
@@ -1105,7 +1119,7 @@ def test_the_job_s_skip_errors_are_the_names_the_state_machine_matches(states):
 
 
 def test_every_way_to_the_failure_notice_records_the_failure_first(states):
-    """Only RecordFailure leads to NotifyFailure, and every failure leads to RecordFailure."""
+    """Only RecordFailure leads to the failure notice, and every failure leads to RecordFailure."""
 
     def successors(state: dict[str, Any]) -> set[str]:
         found = {state.get("Next"), state.get("Default")}
@@ -1113,8 +1127,10 @@ def test_every_way_to_the_failure_notice_records_the_failure_first(states):
         found |= {catch["Next"] for catch in state.get("Catch", [])}
         return found - {None}
 
-    into_notice = {name for name, state in states.items() if "NotifyFailure" in successors(state)}
-    assert into_notice == {"RecordFailure"}
+    into_compose = {n for n, s in states.items() if "ComposeFailureNotice" in successors(s)}
+    assert into_compose == {"RecordFailure"}
+    into_notice = {n for n, s in states.items() if "NotifyFailure" in successors(s)}
+    assert into_notice == {"ComposeFailureNotice", "PlainFailureNotice"}
     into_record = {name for name, state in states.items() if "RecordFailure" in successors(state)}
     # The crawl is not among them: whatever becomes of it, the load goes on.
     assert into_record == {"PrepareWarehouse", "IsLoadSkipped", "NotifySuccess"}
@@ -1163,23 +1179,76 @@ def test_a_job_at_its_concurrency_limit_is_waited_for_long_enough_for_a_burst(st
     assert retrier["MaxAttempts"] * 3 <= 25_000 / 10  # history events stay far below the cap
 
 
-def test_notices_name_the_file_and_the_outcome(states):
-    success = states["NotifySuccess"]["Parameters"]
-    assert success["Message"]["key.$"] == "$.key"
-    assert success["Message"]["job_run_id.$"] == "$.etl.id"
-    assert "reports/" in success["Message"]["summary.$"]
-    assert states["NotifySuccess"]["Next"] == "Succeeded"
-    failure = states["NotifyFailure"]["Parameters"]
-    assert failure["Message"]["key.$"] == "$.key"
-    assert failure["Message"]["error.$"] == "$.error.Error"
-    assert failure["Message"]["cause.$"] == "$.error.Cause"
-    # Every notice says what became of the crawl (null when it covered the file).
-    for name in ("NotifySuccess", "NotifyDuplicate", "NotifySuperseded", "NotifyFailure"):
-        assert states[name]["Parameters"]["Message"]["warning.$"] == "$.crawl.warning", name
-    assert states["NotifyFailure"]["Next"] == "Failed"
-    for name in ("NotifySuccess", "NotifyFailure"):
-        assert states[name]["Resource"] == "arn:aws:states:::sns:publish"
-        assert "NotificationsTopic" in json.dumps(states[name]["Parameters"]["TopicArn"])
+def test_notices_are_composed_from_the_outcome_and_the_summary_then_published(states):
+    for kind, status, end in (
+        ("Success", "SUCCEEDED", "Succeeded"),
+        ("Duplicate", "DUPLICATE", "Succeeded"),
+        ("Superseded", "SUPERSEDED", "Succeeded"),
+        ("Failure", "FAILED", "Failed"),
+    ):
+        compose = states[f"Compose{kind}Notice"]
+        assert compose["Resource"] == "arn:aws:states:::lambda:invoke"
+        assert compose["Parameters"]["FunctionName"] == {
+            "Fn::GetAtt": ["ComposeNoticeLambdaFunction", "Arn"]
+        }
+        payload = compose["Parameters"]["Payload"]
+        assert (payload["status"], payload["bucket.$"], payload["key.$"]) == (
+            status,
+            "$.bucket",
+            "$.key",
+        )
+        assert (payload["execution_id.$"], payload["started.$"]) == (
+            "$$.Execution.Id",
+            "$$.Execution.StartTime",
+        )
+        assert payload["summary_key.$"] == "States.Format('reports/{}.json', $$.Execution.Name)"
+        assert (compose["ResultPath"], compose["Next"]) == ("$.notice", f"Notify{kind}")
+        # Should the function fail, the notice still goes out with what the state machine knows.
+        plain = states[f"Plain{kind}Notice"]
+        assert plain["Type"] == "Pass" and plain["ResultPath"] == "$.notice"
+        assert plain["Parameters"]["message"]["status"] == status
+        assert plain["Next"] == f"Notify{kind}"
+        notify = states[f"Notify{kind}"]
+        assert notify["Resource"] == "arn:aws:states:::sns:publish"
+        assert "NotificationsTopic" in json.dumps(notify["Parameters"]["TopicArn"])
+        assert (notify["Parameters"]["Subject.$"], notify["Parameters"]["Message.$"]) == (
+            "$.notice.subject",
+            "$.notice.message",
+        )
+        assert notify["Next"] == end
+    failure = states["ComposeFailureNotice"]["Parameters"]["Payload"]
+    assert (failure["error.$"], failure["cause.$"]) == ("$.error.Error", "$.error.Cause")
+
+
+def test_the_notice_function_reads_only_the_summaries_and_the_state_machine_may_invoke_it(
+    resources,
+):
+    (policy,) = resources["ComposeNoticeRole"]["Properties"]["Policies"]
+    statements = policy["PolicyDocument"]["Statement"]
+    s3 = [s for s in statements if any(a.startswith("s3:") for a in _actions(s))]
+    assert [(_actions(s), json.dumps(s["Resource"])) for s in s3] == [
+        (["s3:GetObject"], json.dumps({"Fn::Sub": "${DataBucket.Arn}/reports/*"}))
+    ]
+    role = resources["PipelineStateMachineRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    (invoke,) = [s for s in role["Statement"] if "lambda:InvokeFunction" in _actions(s)]
+    assert {"Fn::GetAtt": ["ComposeNoticeLambdaFunction", "Arn"]} in invoke["Resource"]
+
+
+def test_every_lambda_step_names_its_execution_for_the_logs(states, definition):
+    """NoteExecution puts the execution's id in the state each Lambda step receives."""
+    assert definition["StartAt"] == "NoteExecution"
+    note = states["NoteExecution"]
+    assert (note["Type"], note["Parameters"], note["ResultPath"], note["Next"]) == (
+        "Pass",
+        {"id.$": "$$.Execution.Id"},
+        "$.execution",
+        "CheckVersionId",
+    )
+
+
+def _actions(statement):
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else list(actions)
 
 
 def test_notices_topic_is_encrypted_and_email_subscription_is_optional(resources):

@@ -12,7 +12,9 @@ session runs in local mode on this machine's cores and Java, with its Python
 workers on the same runtime) with ``sys.argv`` built as Glue builds it. Runs are
 independent processes, so as many run at once as the job's ``MaxConcurrentRuns``
 lets start. A run stays RUNNING while its process runs and ends SUCCEEDED, or
-FAILED with the script's last error line as ``ErrorMessage``; the job's
+FAILED with the message of the exception the script raised as ``ErrorMessage`` (the
+script runs under ``runtime_shims/glue_launcher.py``, as Glue's own launcher runs it,
+whatever format the script logs in); the job's
 ``Timeout`` (minutes) stops it with ``TIMEOUT``. Each run's output is kept as its log.
 A run's process is a worker of the stack (:mod:`flightpipe_local.processes`): it ends
 with the stack, even when the stack is killed; its scratch directory is in the stack's
@@ -41,6 +43,10 @@ from flightpipe_local._patching import PatchSet
 from flightpipe_local.glue_environments import JobEnvironments, split_list
 from flightpipe_local.processes import GLUE, WorkerProcesses, default_workers, kill_group
 from flightpipe_local.runtimes import SHIMS_DIR, SPARK, glue_runtime
+
+# Runs the script as Glue does and records the exception it raised (runtime_shims/).
+LAUNCHER = SHIMS_DIR / "glue_launcher.py"
+ERROR_FILE_VARIABLE = "FLIGHTPIPE_GLUE_ERROR_FILE"
 
 SEAM_OWNER = glue_models.FakeJob
 START_NAME = "start_job_run"
@@ -77,6 +83,8 @@ def spark_environment(python: Path, workdir: Path) -> dict[str, str]:
     conf = {
         "spark.ui.enabled": "false",
         "spark.log.level": "WARN",
+        # Glue shows no console progress bar in a job's logs.
+        "spark.ui.showConsoleProgress": "false",
         "spark.local.dir": str(workdir / "spark"),
         "spark.driver.extraJavaOptions": f"-Djava.io.tmpdir={workdir}",
     }
@@ -90,7 +98,8 @@ def spark_environment(python: Path, workdir: Path) -> dict[str, str]:
 
 
 def error_message(output: str, returncode: int) -> str:
-    """The message of the last exception a failed script printed (its status otherwise)."""
+    """The message of the last exception a failed script printed (its status otherwise):
+    for a script that ended without the launcher recording its exception."""
     for line in reversed(output.strip().splitlines()):
         match = _ERROR_LINE.match(line.strip())
         if match:
@@ -194,6 +203,7 @@ class JobRunner:
             "PYTHONNOUSERSITE": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1",
+            ERROR_FILE_VARIABLE: str(workdir / "error-message.txt"),
         }
         if (command.get("Name") or SPARK) == SPARK:
             env.update(spark_environment(python, workdir))
@@ -206,7 +216,7 @@ class JobRunner:
                 if self._closed:
                     return "FAILED", "the local stack stopped before the run started"
                 process = self._workers.spawn(
-                    [str(python), *argv],
+                    [str(python), str(LAUNCHER), *argv],
                     GLUE,
                     cwd=workdir,
                     env=env,
@@ -224,6 +234,9 @@ class JobRunner:
                     self._running.discard(process)
             if returncode == 0:
                 return "SUCCEEDED", None
+            raised = Path(env[ERROR_FILE_VARIABLE])
+            if raised.is_file():  # the exception the script raised, as Glue reports it
+                return "FAILED", raised.read_text(encoding="utf-8", errors="replace")
             output.seek(0)
             return "FAILED", error_message(output.read(), returncode)
 

@@ -4,11 +4,19 @@ The pipeline reports success and failure by SNS (email on AWS). Locally there is
 nobody to mail, so ``Topic.publish`` is wrapped: moto delivers the message to the
 topic's subscriptions as before, and :class:`NoticeBoard` keeps a copy (topic,
 subject, message) for the CLI to print and tests to assert on.
+
+An SQS subscription receives the message (in SNS's envelope, or raw with
+``RawMessageDelivery``) only when the queue's policy lets SNS send it for the topic, as
+on AWS: SNS delivers as the service principal ``sns.amazonaws.com`` with the topic in
+``aws:SourceArn`` ("Subscribing an Amazon SQS queue to an Amazon SNS topic",
+https://docs.aws.amazon.com/sns/latest/dg/subscribe-sqs-queue-to-sns-topic.html); moto
+delivers whatever the policy says.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -17,9 +25,14 @@ from typing import Any, Callable, Optional
 from moto.sns import models as sns_models
 
 from flightpipe_local._patching import PatchSet
+from flightpipe_local.iam.enforcement import resource_policies
+from flightpipe_local.iam.policy import Principal, Request, evaluate
 
 SEAM_OWNER = sns_models.Topic
 SEAM_NAME = "publish"
+DELIVERY_OWNER = sns_models.Subscription
+DELIVERY_NAME = "publish"
+LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,3 +92,28 @@ def install(patches: PatchSet, board: NoticeBoard) -> None:
         return message_id
 
     patches.replace(SEAM_OWNER, SEAM_NAME, publish)
+    original_delivery = DELIVERY_OWNER.__dict__[DELIVERY_NAME]
+
+    def deliver(self: Any, *args: Any, **kwargs: Any) -> None:
+        if self.protocol == "sqs" and not sns_may_send(self.endpoint, self.topic.arn):
+            LOG.warning("SNS may not send to %s (its queue policy): message dropped", self.endpoint)
+            return
+        original_delivery(self, *args, **kwargs)
+
+    patches.replace(DELIVERY_OWNER, DELIVERY_NAME, deliver)
+
+
+def sns_may_send(queue_arn: str, topic_arn: str) -> bool:
+    """Whether the queue's policy lets SNS send it the topic's messages."""
+    account = topic_arn.split(":")[4]
+    request = Request(
+        action="sqs:SendMessage",
+        resource=queue_arn,
+        principal=Principal.service("sns.amazonaws.com"),
+        context={
+            "aws:SourceArn": topic_arn,
+            "aws:SourceAccount": account,
+            "aws:SecureTransport": True,
+        },
+    )
+    return evaluate(request, (), resource_policies(queue_arn)).allowed

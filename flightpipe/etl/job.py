@@ -224,6 +224,20 @@ def run_job(
     return summary
 
 
+def log_summary(summary: JobSummary) -> None:
+    """The run's outcome as one log line, the whole summary in its ``summary`` field."""
+    LOG.info(
+        "%s: %s %s, %d of %d rows loaded, %d rejected",
+        summary.source_file,
+        summary.runtime.get("engine", "job"),
+        summary.status,
+        summary.rows_loaded,
+        summary.rows_read,
+        summary.rows_rejected,
+        extra={"summary": summary.to_dict()},
+    )
+
+
 def _require_settings(args: JobArgs) -> None:
     """Fail before reading a byte when the load could not run anyway."""
     if not args.copy_role_arn:

@@ -49,6 +49,18 @@ def parse_argv(argv: Sequence[str]) -> dict[str, str]:
     return values
 
 
+def job_log_keys(argv: Sequence[str]) -> dict[str, Optional[str]]:
+    """The keys every log line of a run carries: its execution id and file key (the
+    execution's arguments), and the job run Glue passes (``--JOB_RUN_ID``). Read before the
+    arguments are checked, so that a run started with bad ones logs its error with them."""
+    from flightpipe.logs import run_keys
+
+    values = parse_argv(argv)
+    return run_keys(
+        values.get("execution_id"), values.get("key"), job_run_id=values.get("JOB_RUN_ID") or None
+    )
+
+
 @dataclass(frozen=True)
 class JobArgs:
     """What one run needs: the object, where to report, and the warehouse target."""

@@ -1,4 +1,5 @@
-"""The operations commands of ``flightpipe``: upload, status, show, backfill, report, smoke.
+"""The operations commands of ``flightpipe``: upload, status, show, backfill, report, smoke,
+airports load.
 
 Each acts on ``--stage NAME [--region R]`` (a deployed stack, read from CloudFormation
 with the user's AWS credentials) or ``--local [--state-dir DIR]`` (the stack a running
@@ -18,7 +19,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable
 
-from flightpipe.ops import backfill, executions, report, runs, show, smoke, timeline, upload
+from flightpipe.ops import (
+    airports,
+    backfill,
+    executions,
+    report,
+    runs,
+    show,
+    smoke,
+    timeline,
+    upload,
+)
 from flightpipe.ops.tables import cell, print_table
 from flightpipe.ops.target import Target, TargetError, resolve
 from flightpipe.ops.warehouse import DirectSession, data_api_warehouse
@@ -47,6 +58,7 @@ def add_parsers(subparsers: Any) -> None:
     _backfill_parser(subparsers)
     _report_parser(subparsers)
     _smoke_parser(subparsers)
+    _airports_parser(subparsers)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -152,6 +164,29 @@ def _smoke_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=cmd_smoke)
 
 
+def _airports_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("airports", help="the airports dimension")
+    commands = parser.add_subparsers(dest="airports_command", required=True, metavar="COMMAND")
+    load = commands.add_parser(
+        "load",
+        help="upload a new airports file and reload airports_dim through the prepare step",
+        description=(
+            "Upload CSV (airport_id,city,state,name) to dimensions/airports.csv, reload "
+            "airlines.airports_dim with the pipeline's own prepare step, and print the rows "
+            "before and after, the ids added, removed and renamed, and how many fact rows "
+            "carry names that differ from the new dimension."
+        ),
+    )
+    load.add_argument("csv", metavar="CSV", type=Path)
+    load.add_argument(
+        "--refresh-facts",
+        action="store_true",
+        help="re-join the fact rows with the new dimension, in one transaction",
+    )
+    _common(load)
+    load.set_defaults(handler=cmd_airports_load)
+
+
 def one_line_errors(command: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
     """Report what went wrong in one line on stderr, named after the command."""
 
@@ -159,10 +194,17 @@ def one_line_errors(command: Callable[[argparse.Namespace], int]) -> Callable[..
     def run(args: argparse.Namespace) -> int:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        name = f"flightpipe {args.command}"
+        name = " ".join(
+            ["flightpipe", args.command, *filter(None, [getattr(args, "airports_command", None)])]
+        )
         try:
             return command(args)
-        except (TargetError, report.ReportError, FileNotFoundError) as error:
+        except (
+            TargetError,
+            report.ReportError,
+            FileNotFoundError,
+            airports.AirportsFileError,
+        ) as error:
             print(f"{name}: {error}", file=sys.stderr)
             return EXIT_USAGE
         except BrokenPipeError:  # the reader went away (| head): stop quietly, as Unix tools do
@@ -207,9 +249,9 @@ def cmd_upload(args: argparse.Namespace) -> int:
         result = upload.upload_file(target, s3, path, key, None if args.json else bar)
         bar.done()
         upload.find_started_execution(started, result, not_before, upload.DEFAULT_START_TIMEOUT_S)
-        if not args.json:
-            started = result.execution_arn or "no execution started"
-            print(f"{path} -> s3://{target.bucket}/{key}: {started}")
+        if not args.json:  # one line per file, as its upload finishes
+            execution = result.execution_arn or "no execution started"
+            print(f"{path} -> s3://{target.bucket}/{key}: {execution}", flush=True)
         results.append(result)
     if args.wait:
         _wait_for_uploads(target, results, args)
@@ -410,3 +452,19 @@ def cmd_smoke(args: argparse.Namespace) -> int:
             print(f"removed {item}")
         print("smoke test passed" if result.ok else "smoke test FAILED")
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+@one_line_errors
+def cmd_airports_load(args: argparse.Namespace) -> int:
+    if not args.csv.is_file():
+        raise FileNotFoundError(f"no such file: {args.csv}")
+    target = _target(args)
+    result = airports.load_airports(
+        target, data_api_warehouse(target), args.csv, refresh_facts=args.refresh_facts
+    )
+    if args.json:
+        _print_json(result.as_json())
+    else:
+        for line in airports.describe(result):
+            print(line)
+    return EXIT_OK

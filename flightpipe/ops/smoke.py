@@ -31,7 +31,6 @@ from flightpipe.warehouse.data_api import DataApiWarehouse
 SMOKE_PREFIX = f"{INCOMING_PREFIX}_smoke/"
 SMOKE_CARRIER = "ZZ"
 SMOKE_ROWS = 4
-SUCCESS_SUBJECT = "Flight pipeline succeeded"
 # The Python a Spark job (glueetl) runs on, by Glue version: its Command.PythonVersion says
 # only "3" (AWS Glue versions: https://docs.aws.amazon.com/glue/latest/dg/release-notes.html).
 SPARK_PYTHON = {"5.0": "3.11"}
@@ -170,9 +169,19 @@ def _check_fact_rows(warehouse: Any, result: SmokeResult, source_file: str) -> N
 
 
 def _check_notice(result: SmokeResult, events: list[dict[str, Any]]) -> None:
-    sent = [n for n in executions.notices(events) if n["subject"] == SUCCESS_SUBJECT]
+    sent = [n for n in executions.notices(events) if _status(n["message"]) == "SUCCEEDED"]
     ok = bool(sent) and bool(sent[-1]["message_id"])
     result.check("notice", ok, f"SNS message {sent[-1]['message_id']}" if ok else "none published")
+
+
+def _status(message: Any) -> Optional[str]:
+    """The ``status`` of a notice's message (flightpipe/notices.py: one JSON document)."""
+    if isinstance(message, str):
+        try:
+            message = json.loads(message)
+        except ValueError:
+            return None
+    return message.get("status") if isinstance(message, dict) else None
 
 
 def _check_runtimes(

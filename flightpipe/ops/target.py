@@ -77,10 +77,13 @@ class Target:
         """The Spark ETL job (None for a stack deployed before it existed)."""
         return self.outputs.get("SparkGlueJobName") or None
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, config: Optional[Any] = None) -> Any:
+        """A boto3 client of the target (``config``: a ``botocore.config.Config``)."""
         import boto3
 
         kwargs: dict[str, Any] = {"region_name": self.region}
+        if config is not None:
+            kwargs["config"] = config
         if self.endpoint_url:
             kwargs["endpoint_url"] = self.endpoint_url
         if self.credentials:
