@@ -33,7 +33,7 @@ from flightpipe_local.deploy import ACCOUNT_ID
 from flightpipe_local.iam import calls
 from flightpipe_local.iam.caller import ADMINISTRATOR, Caller
 from flightpipe_local.iam.policy import Principal, Request, evaluate
-from flightpipe_local.iam.sessions import PARTITION, role_name_of
+from flightpipe_local.iam.sessions import PARTITION, iam_backend, role_name_of, sts_backend
 
 # The condition keys this module puts in a request's context: a policy that tests any other
 # key is refused by tests/test_iam_enforcement.py before it can be judged silently.
@@ -108,25 +108,13 @@ class CallLog:
         return [call.__dict__ for call in self.calls]
 
 
-def _iam_backend() -> Any:
-    from moto.iam.models import iam_backends
-
-    return iam_backends[ACCOUNT_ID][PARTITION]
-
-
-def _sts_backend() -> Any:
-    from moto.sts.models import sts_backends
-
-    return sts_backends[ACCOUNT_ID][PARTITION]
-
-
 def _document(text: Any) -> Mapping[str, Any]:
     return json.loads(unquote(text)) if isinstance(text, str) else dict(text)
 
 
 def role_policies(role_name: str) -> list[Mapping[str, Any]]:
     """The role's identity-based policies: inline, then attached managed (default version)."""
-    role = _iam_backend().get_role(role_name)
+    role = iam_backend().get_role(role_name)
     documents = [_document(text) for text in role.policies.values()]
     for managed in role.managed_policies.values():
         default = next(v for v in managed.versions if v.is_default)
@@ -135,7 +123,7 @@ def role_policies(role_name: str) -> list[Mapping[str, Any]]:
 
 
 def role_tags(role_name: str) -> dict[str, str]:
-    tags = _iam_backend().get_role(role_name).tags or {}
+    tags = iam_backend().get_role(role_name).tags or {}
     if isinstance(tags, Mapping):
         return {
             (v["Key"] if isinstance(v, Mapping) else k): (
@@ -184,7 +172,7 @@ class Authorizer:
 
     def caller(self, access_key_id: Optional[str]) -> Caller:
         """The session the access key belongs to, or the administrator for any other key."""
-        assumed = _sts_backend().get_assumed_role_from_access_key(access_key_id or "")
+        assumed = sts_backend().get_assumed_role_from_access_key(access_key_id or "")
         if assumed is None:
             return ADMINISTRATOR
         role_name = role_name_of(assumed.role_arn)

@@ -59,13 +59,15 @@ def role_name_of(role_arn: str) -> str:
     return role_arn.rsplit("/", 1)[-1]
 
 
-def _iam_backend() -> Any:
+def iam_backend() -> Any:
+    """The emulated IAM of the stack's account."""
     from moto.iam.models import iam_backends
 
     return iam_backends[ACCOUNT_ID][PARTITION]
 
 
-def _sts_backend() -> Any:
+def sts_backend() -> Any:
+    """The emulated STS of the stack's account."""
     from moto.sts.models import sts_backends
 
     return sts_backends[ACCOUNT_ID][PARTITION]
@@ -73,7 +75,7 @@ def _sts_backend() -> Any:
 
 def trust_policy(role_arn: str) -> Mapping[str, Any]:
     """The role's trust policy, as the deploy wrote it into the emulated IAM."""
-    role = _iam_backend().get_role(role_name_of(role_arn))
+    role = iam_backend().get_role(role_name_of(role_arn))
     document = role.assume_role_policy_document
     return json.loads(unquote(document)) if isinstance(document, str) else document
 
@@ -103,7 +105,7 @@ class RoleSessions:
             if key in self._sessions:
                 return self._sessions[key]
         self._check_trust(role_arn, service, source_arn)
-        assumed = _sts_backend().assume_role(
+        assumed = sts_backend().assume_role(
             region_name=self._region,
             role_session_name=session_name,
             role_arn=role_arn,
