@@ -24,11 +24,12 @@ def covering_crawl_id(stack: EmulatedStack, execution_arn: str) -> str:
     events = stack.client("stepfunctions").get_execution_history(
         executionArn=execution_arn, maxResults=1000
     )["events"]
-    polls = [
-        json.loads(e["taskSucceededEventDetails"]["output"])["Payload"]
+    payloads = [
+        json.loads(e["taskSucceededEventDetails"]["output"]).get("Payload")
         for e in events
-        if e["type"] == "TaskSucceeded" and "status" in e["taskSucceededEventDetails"]["output"]
+        if e["type"] == "TaskSucceeded"
     ]
+    polls = [p for p in payloads if isinstance(p, dict) and "crawl_id" in p]
     assert polls and polls[-1]["status"] == "CRAWLED", polls
     return polls[-1]["crawl_id"]
 
