@@ -125,12 +125,6 @@ def test_the_older_upload_committing_last_leaves_the_newer_rows_and_is_recorded_
     assert planned == []  # the current version is loaded: nothing failed
 
 
-@pytest.mark.xfail(
-    reason="the injected refusal targets a prepare-step query the one-statement check"
-    " (sql/prepare_state.sql) no longer runs when nothing changed: the test needs a new"
-    " failure point",
-    strict=False,
-)
 def test_a_failure_before_the_job_is_recorded_and_backfill_re_drives_it_in_its_place(
     stack: EmulatedStack,
     shared_data: Path,
@@ -139,6 +133,9 @@ def test_a_failure_before_the_job_is_recorded_and_backfill_re_drives_it_in_its_p
 ) -> None:
     assert stack.data_api is not None
     refusal = "permission denied for relation dimension_loads"
+    # The one-statement check fails (so the prepare step takes its slow path), then the slow
+    # path's read of the loaded airports version is refused: the execution fails before its job.
+    stack.data_api.inject_failure("AS airports_version", "the check's refusal")
     stack.data_api.inject_failure("FROM airlines.dimension_loads d", refusal)
     runner = PipelineRunner(stack, timeout_s=300)
     key = "incoming/refused.csv"
