@@ -20,6 +20,7 @@ from e2e_support import REPO_ROOT, data_rows, fact_rows_of, query, run_files, st
 
 from flightpipe.cli import main
 from flightpipe.ops.executions import history, job_run
+from flightpipe.ops.runs import wait_for
 from flightpipe_local.local_commands import record_stack
 from flightpipe_local.stack import EmulatedStack
 
@@ -92,6 +93,36 @@ def test_upload_of_two_files_in_table_mode_prints_a_line_for_each_and_loads_both
     ]
     assert fact_rows_of(stack, "incoming/table_a.csv") == 13
     assert fact_rows_of(stack, "incoming/table_b.csv") == 13
+
+
+def test_upload_of_two_files_with_json_prints_one_json_line_for_each_as_it_ends(
+    capsys: pytest.CaptureFixture[str],
+    stack: EmulatedStack,
+    state_dir: Path,
+    shared_data: Path,
+    tmp_path: Path,
+) -> None:
+    first = copy_of(shared_data / "sample_flights.csv", tmp_path, "lines_a.csv")
+    second = copy_of(shared_data / "sample_flights.csv", tmp_path, "lines_b.csv")
+    argv = ["upload", str(first), str(second), "--state-dir", str(state_dir), "--json"]
+    code, out, err = flightpipe(capsys, *argv, "--wait")
+    assert (code, err) == (0, "")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert sorted((line["key"], line["load_status"], line["rows_loaded"]) for line in lines) == [
+        ("incoming/lines_a.csv", "LOADED", 13),
+        ("incoming/lines_b.csv", "LOADED", 13),
+    ]
+    code, out, err = flightpipe(capsys, *argv)  # without --wait: a line as each upload ends
+    assert (code, err) == (0, "")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(line["key"], line["load_status"]) for line in lines] == [
+        ("incoming/lines_a.csv", None),
+        ("incoming/lines_b.csv", None),
+    ]
+    arns = [line["execution_arn"] for line in lines]
+    assert all(arns)
+    ended = wait_for(stack.client("stepfunctions"), arns, timeout_s=300)
+    assert [ended[arn]["status"] for arn in arns] == ["SUCCEEDED", "SUCCEEDED"]
 
 
 # ---------------------------------------------------------------- airports load

@@ -45,6 +45,15 @@ def flightpipe_json(capsys: pytest.CaptureFixture[str], state_dir: Path, *argv: 
     return json.loads(out)
 
 
+def flightpipe_upload_json(
+    capsys: pytest.CaptureFixture[str], state_dir: Path, *argv: str
+) -> list[dict[str, Any]]:
+    """``flightpipe upload --json``: one JSON object per line, a line per file."""
+    code, out, err = flightpipe(capsys, "upload", *argv, "--state-dir", str(state_dir), "--json")
+    assert code == 0, err
+    return [json.loads(line) for line in out.splitlines()]
+
+
 @pytest.fixture(scope="module")
 def loaded(stack: EmulatedStack, shared_data: Path) -> EmulatedStack:
     """The stack with the sample loaded, so a test that reads loaded rows runs alone too."""
@@ -67,8 +76,8 @@ def bad_file(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Pat
 def test_upload_wait_loads_the_file_and_prints_the_contract_fields(
     capsys: pytest.CaptureFixture[str], state_dir: Path, shared_data: Path, stack: EmulatedStack
 ) -> None:
-    result = flightpipe_json(
-        capsys, state_dir, "upload", str(shared_data / "sample_flights.csv"), "--wait"
+    result = flightpipe_upload_json(
+        capsys, state_dir, str(shared_data / "sample_flights.csv"), "--wait"
     )
     assert [set(item) for item in result] == [
         {"file", "key", "execution_arn", "status", "load_status", "rows_loaded"}
@@ -82,10 +91,9 @@ def test_upload_wait_loads_the_file_and_prints_the_contract_fields(
 def test_upload_with_a_date_puts_the_file_in_its_dated_folder(
     capsys: pytest.CaptureFixture[str], state_dir: Path, shared_data: Path
 ) -> None:
-    (item,) = flightpipe_json(
+    (item,) = flightpipe_upload_json(
         capsys,
         state_dir,
-        "upload",
         str(shared_data / "sample_flights.csv"),
         "--date",
         "2024-02-29",
@@ -99,8 +107,8 @@ def test_status_lists_runs_newest_first_with_counts(
     capsys: pytest.CaptureFixture[str], state_dir: Path, shared_data: Path
 ) -> None:
     sample = str(shared_data / "sample_flights.csv")
-    flightpipe_json(capsys, state_dir, "upload", sample, "--date", "2024-03-01", "--wait")
-    flightpipe_json(capsys, state_dir, "upload", sample, "--wait")
+    flightpipe_upload_json(capsys, state_dir, sample, "--date", "2024-03-01", "--wait")
+    flightpipe_upload_json(capsys, state_dir, sample, "--wait")
     runs = flightpipe_json(capsys, state_dir, "status", "--limit", "2")
     assert len(runs) == 2
     assert runs[0]["started"] >= runs[1]["started"]
@@ -131,7 +139,7 @@ def test_a_file_whose_execution_failed_before_the_job_shows_in_status_failed_wit
 def test_show_explains_a_run_with_its_states_ledger_summary_and_first_rejects(
     capsys: pytest.CaptureFixture[str], state_dir: Path, bad_file: Path
 ) -> None:
-    (item,) = flightpipe_json(capsys, state_dir, "upload", str(bad_file), "--wait")
+    (item,) = flightpipe_upload_json(capsys, state_dir, str(bad_file), "--wait")
     assert item["load_status"] == "LOADED"
     shown = flightpipe_json(capsys, state_dir, "show", "ops_bad.csv")
     assert shown["execution"]["arn"] == item["execution_arn"]

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 import pytest
 
 from flightpipe.etl.job_args import JobArgs
 from flightpipe.etl.layouts import resolve_columns
 from flightpipe.execution_input import ExecutionInput
-from flightpipe.ops import executions
+from flightpipe.ops import executions, runs
 from flightpipe.ops.report import ReportError, read_only_statement
 from flightpipe.ops.smoke import SMOKE_ROWS, declared_python, smoke_csv
 
@@ -190,3 +191,33 @@ def test_a_direct_session_that_cannot_connect_fails_in_one_line(
     assert code == 1 and out == ""
     assert err.startswith("flightpipe report: ") and err.count("\n") == 1
     assert "Traceback" not in err
+
+
+class EndingExecutions:
+    """A Step Functions client whose executions end after a given number of describes."""
+
+    def __init__(self, describes_until_ended: dict[str, int]) -> None:
+        self._left = dict(describes_until_ended)
+
+    def describe_execution(self, executionArn: str) -> dict[str, Any]:
+        self._left[executionArn] -= 1
+        status = "SUCCEEDED" if self._left[executionArn] <= 0 else "RUNNING"
+        return {"executionArn": executionArn, "status": status}
+
+
+def test_waiting_reports_each_execution_as_it_ends_not_in_the_order_given() -> None:
+    sfn = EndingExecutions({"slow": 3, "fast": 1, "middle": 2})
+    ended: list[tuple[str, str]] = []
+    described = runs.wait_for(
+        sfn,
+        ["slow", "fast", "middle"],
+        timeout_s=10,
+        poll_s=0,
+        on_end=lambda arn, d: ended.append((arn, d["status"])),
+    )
+    assert ended == [("fast", "SUCCEEDED"), ("middle", "SUCCEEDED"), ("slow", "SUCCEEDED")]
+    assert {arn: d["status"] for arn, d in described.items()} == {
+        "slow": "SUCCEEDED",
+        "fast": "SUCCEEDED",
+        "middle": "SUCCEEDED",
+    }

@@ -15,9 +15,9 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from flightpipe.ops import (
     airports,
@@ -235,6 +235,10 @@ def _print_json(document: Any) -> None:
 
 @one_line_errors
 def cmd_upload(args: argparse.Namespace) -> int:
+    """Upload each file and print its line as soon as it is final: in table mode when its
+    upload finishes; with ``--json``, one JSON object per line (JSON Lines), when its upload
+    finishes or, with ``--wait``, when its execution ends. ``--wait`` in table mode follows
+    each execution's events and ends with the table of outcomes."""
     missing = [str(path) for path in args.files if not path.is_file()]
     if missing:
         raise FileNotFoundError(f"no such file: {', '.join(missing)}")
@@ -249,40 +253,53 @@ def cmd_upload(args: argparse.Namespace) -> int:
         result = upload.upload_file(target, s3, path, key, None if args.json else bar)
         bar.done()
         upload.find_started_execution(started, result, not_before, upload.DEFAULT_START_TIMEOUT_S)
-        if not args.json:  # one line per file, as its upload finishes
+        if not args.json:
             execution = result.execution_arn or "no execution started"
             print(f"{path} -> s3://{target.bucket}/{key}: {execution}", flush=True)
+        elif not args.wait or not result.execution_arn:
+            _print_json_line(result.as_json())
         results.append(result)
     if args.wait:
-        _wait_for_uploads(target, results, args)
-    if args.json:
-        _print_json([result.as_json() for result in results])
-    elif args.wait:
-        print_table([r.as_json() for r in results], sys.stdout)
+        on_final = (lambda result: _print_json_line(result.as_json())) if args.json else None
+        _wait_for_uploads(target, results, args, on_final)
+        if not args.json:
+            print_table([r.as_json() for r in results], sys.stdout)
     if args.wait and not all(r.load_status == "LOADED" for r in results):
         return EXIT_FAILED
     return EXIT_OK if all(r.execution_arn for r in results) else EXIT_FAILED
 
 
+def _print_json_line(document: Any) -> None:
+    print(json.dumps(document, default=str), flush=True)
+
+
 def _wait_for_uploads(
-    target: Target, results: Sequence[upload.UploadResult], args: argparse.Namespace
+    target: Target,
+    results: Sequence[upload.UploadResult],
+    args: argparse.Namespace,
+    on_final: Optional[Callable[[upload.UploadResult], None]] = None,
 ) -> None:
+    """Follow the uploads' executions; fill in each result as its execution ends (its status,
+    and its load's status and rows from the ledger), then call ``on_final`` with it."""
     sfn = target.client("stepfunctions")
-    arns = [r.execution_arn for r in results if r.execution_arn]
-    names = {r.execution_arn: Path(r.file).name for r in results}
+    by_arn = {r.execution_arn: r for r in results if r.execution_arn}
+    names = {arn: Path(r.file).name for arn, r in by_arn.items()}
     follow = None if args.json else (lambda arn, line: print(f"{names[arn]}: {line}"))
-    described = runs.wait_for(sfn, arns, args.timeout, on_event=follow)
-    if not arns:
+    if not by_arn:
         return
     warehouse = data_api_warehouse(target)
-    since = min(d["startDate"] for d in described.values()) - dt.timedelta(minutes=5)
-    ledger = runs.ledger_by_execution(warehouse, since)
-    for result in results:
-        if result.execution_arn in described:
-            result.status = described[result.execution_arn]["status"]
-            row = ledger.get(result.execution_arn) or {}
-            result.load_status = row.get("status")
-            result.rows_loaded = int(row.get("rows_loaded") or 0) if row else None
+
+    def ended(arn: str, described: Mapping[str, Any]) -> None:
+        result = by_arn[arn]
+        since = described["startDate"] - dt.timedelta(minutes=5)
+        row = runs.ledger_row_of(warehouse, arn, since) or {}
+        result.status = described["status"]
+        result.load_status = row.get("status")
+        result.rows_loaded = int(row.get("rows_loaded") or 0) if row else None
+        if on_final is not None:
+            on_final(result)
+
+    runs.wait_for(sfn, list(by_arn), args.timeout, on_event=follow, on_end=ended)
 
 
 @one_line_errors

@@ -160,8 +160,10 @@ def wait_for(
     timeout_s: float,
     on_event: Optional[Callable[[str, str], None]] = None,
     poll_s: float = 1.0,
+    on_end: Optional[Callable[[str, Mapping[str, Any]], None]] = None,
 ) -> dict[str, Mapping[str, Any]]:
-    """Follow executions until each has ended (or the time is up); their last descriptions."""
+    """Follow executions until each has ended (or the time is up); their last descriptions.
+    ``on_event`` gets each new history line, ``on_end`` each execution as it ends."""
     deadline = time.monotonic() + timeout_s
     seen: dict[str, int] = dict.fromkeys(execution_arns, 0)
     described: dict[str, Mapping[str, Any]] = {}
@@ -178,6 +180,8 @@ def wait_for(
                 seen[arn] = len(events)
             if described[arn]["status"] in executions.TERMINAL:
                 pending.remove(arn)
+                if on_end is not None:
+                    on_end(arn, described[arn])
         if pending and time.monotonic() < deadline:
             time.sleep(poll_s)
         elif pending:
