@@ -13,13 +13,14 @@ deprecation notices among them) and uncaught exceptions included, so that a pers
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import sys
 import threading
 import traceback
 from collections.abc import Mapping
-from typing import Any, Optional, TextIO
+from typing import Any, Callable, Optional, Protocol, TextIO, TypeVar
 
 SERVICE = "flightpipe"
 EXECUTION_ID, FILE_KEY = "execution_id", "file_key"
@@ -75,6 +76,38 @@ def event_keys(event: Mapping[str, Any]) -> dict[str, Any]:
     inner = event.get("record_failure") or event
     execution = inner.get("execution_id") or (event.get("execution") or {}).get("id")
     return run_keys(execution, inner.get("key"))
+
+
+class KeyedLogger(Protocol):
+    """What :func:`with_run_keys` needs of a logger (Powertools' ``Logger`` has both)."""
+
+    def append_keys(self, **keys: Any) -> None: ...
+
+    def exception(self, msg: object, *args: Any, **kwargs: Any) -> None: ...
+
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def with_run_keys(logger: KeyedLogger) -> Callable[[Handler], Handler]:
+    """Decorate a Lambda handler so that every line it logs carries the run's keys
+    (:func:`event_keys`) and an error it does not handle is logged, with them and its
+    traceback, before it propagates: the runtime's own error record cannot name the
+    execution or the file."""
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        def logged(event: Mapping[str, Any], context: Any) -> Any:
+            logger.append_keys(**event_keys(event))
+            try:
+                return handler(event, context)
+            except Exception:
+                logger.exception("invocation failed")
+                raise
+
+        return logged  # type: ignore[return-value]
+
+    return decorate
 
 
 def log_to_json(

@@ -9,7 +9,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from flightpipe.logs import event_keys
+from flightpipe.logs import with_run_keys
 from flightpipe.notices import NoticeRequest, compose_notice
 from flightpipe.runtime_info import runtime_versions
 from flightpipe.settings import FunctionSettings
@@ -18,8 +18,8 @@ logger = Logger()
 
 
 @logger.inject_lambda_context
+@with_run_keys(logger)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(**event_keys(event))
     settings = FunctionSettings.from_environment()
     settings.require("data_bucket")
     request = NoticeRequest.from_payload(event)

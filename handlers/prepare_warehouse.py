@@ -10,7 +10,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from flightpipe.logs import event_keys
+from flightpipe.logs import with_run_keys
 from flightpipe.runtime_info import runtime_versions
 from flightpipe.settings import FunctionSettings
 from flightpipe.warehouse import DataApiWarehouse, WarehouseTarget
@@ -21,9 +21,9 @@ logger = Logger()
 
 
 @logger.inject_lambda_context
+@with_run_keys(logger)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     failure = event.get("record_failure")
-    logger.append_keys(**event_keys(event))
     settings = FunctionSettings.from_environment()
     client = boto3.client("redshift-data")
     target = WarehouseTarget.from_environment()

@@ -10,7 +10,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flightpipe.crawler import request_crawl
-from flightpipe.logs import event_keys
+from flightpipe.logs import with_run_keys
 from flightpipe.runtime_info import runtime_versions
 from flightpipe.settings import FunctionSettings
 
@@ -18,8 +18,8 @@ logger = Logger()
 
 
 @logger.inject_lambda_context
+@with_run_keys(logger)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(**event_keys(event))
     settings = FunctionSettings.from_environment()
     settings.require("crawler_name")
     result = request_crawl(boto3.client("glue"), settings.crawler_name)

@@ -350,6 +350,31 @@ def test_every_log_line_of_the_functions_and_the_job_names_the_execution_and_the
     assert records[-1]["summary"]["rows_loaded"] == 13
 
 
+def test_a_function_that_fails_logs_its_error_as_json_with_the_execution_and_the_file(
+    stack: EmulatedStack, shared_data: Path, tmp_path: Path
+) -> None:
+    log = stack.log_dir / "lambda" / "flightpipe-dev-prepareWarehouse.log"
+    offset = log.stat().st_size if log.exists() else 0
+    assert stack.data_api is not None
+    stack.data_api.inject_failure("AS airports_version", "the check's refusal")
+    stack.data_api.inject_failure("FROM airlines.dimension_loads d", "permission denied (test)")
+    (outcome,) = run_files(stack, copy_of(shared_data / "sample_flights.csv", tmp_path, "e.csv"))
+    assert outcome.execution_status == "FAILED"
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        records = [json.loads(line) for line in handle.read().decode("utf-8").splitlines()]
+    keyed = [r for r in records if r.get("execution_id") == outcome.execution_arn]
+    (failed,) = [r for r in keyed if r.get("message") == "invocation failed"]
+    assert failed["file_key"] == "incoming/e.csv" and failed["level"] == "ERROR"
+    assert "permission denied (test)" in failed["exception"]
+    # The runtime's own record of the uncaught error: JSON too, tied by its request id.
+    (runtime,) = [r for r in records if r.get("requestId") == failed["function_request_id"]]
+    assert (runtime["level"], runtime["errorType"]) == ("ERROR", "StatementError")
+    assert "permission denied (test)" in runtime["errorMessage"] and runtime["stackTrace"]
+    assert all(r["file_key"] == "incoming/e.csv" for r in keyed)
+    assert len(keyed) + 1 == len(records), records  # nothing else, nothing without its keys
+
+
 # ---------------------------------------------------------------- sls invoke local
 
 

@@ -95,6 +95,42 @@ def test_lambda_seam_an_invoke_reaches_the_patched_invocation_with_its_payload()
     assert json.loads(answer["Payload"].read()) == {"echo": {"key": "incoming/a.csv"}}
 
 
+def test_lambda_seam_a_function_keeps_its_logging_config_and_reports_it() -> None:
+    assert parameters(moto_lambda.SEAM_OWNER, "__init__")[:3] == ["self", "account_id", "spec"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("handler.py", "def main(event, context):\n    return event\n")
+    with mock_aws(), patched() as patches:
+        moto_lambda.install(patches, _RecordingRuntimes())
+        role = boto3.client("iam", region_name=REGION).create_role(
+            RoleName="fn", AssumeRolePolicyDocument="{}"
+        )["Role"]["Arn"]
+        client = boto3.client("lambda", region_name=REGION)
+        for name, logging_config in (("json", {"LogFormat": "JSON"}), ("text", None)):
+            client.create_function(
+                FunctionName=name,
+                Runtime="python3.12",
+                Role=role,
+                Handler="handler.main",
+                Code={"ZipFile": code.getvalue()},
+                **({"LoggingConfig": logging_config} if logging_config else {}),
+            )
+        as_json = client.get_function_configuration(FunctionName="json")["LoggingConfig"]
+        as_text = client.get_function_configuration(FunctionName="text")["LoggingConfig"]
+    assert as_json == {
+        "LogFormat": "JSON",
+        "LogGroup": "/aws/lambda/json",
+        "ApplicationLogLevel": "INFO",
+        "SystemLogLevel": "INFO",
+    }
+    assert as_text == {"LogFormat": "Text", "LogGroup": "/aws/lambda/text"}
+    assert moto_lambda.logging_environment(as_json) == {
+        "AWS_LAMBDA_LOG_FORMAT": "JSON",
+        "AWS_LAMBDA_LOG_LEVEL": "INFO",
+    }
+    assert moto_lambda.logging_environment(as_text) == {}
+
+
 def test_events_seam_send_to_targets_takes_event_and_transform_flag() -> None:
     assert parameters(moto_events.SEAM_OWNER, moto_events.SEAM_NAME) == [
         "self",

@@ -7,9 +7,12 @@ import json
 import subprocess
 import sys
 import textwrap
+from typing import Any
+
+import pytest
 
 from flightpipe.etl.job_args import job_log_keys
-from flightpipe.logs import event_keys
+from flightpipe.logs import event_keys, with_run_keys
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:flightpipe-dev-pipeline:e1"
 SCRIPT = textwrap.dedent(
@@ -81,3 +84,34 @@ def test_each_lambda_payload_names_its_execution_and_file() -> None:
     expected = {"execution_id": EXECUTION, "file_key": "incoming/f.csv"}
     assert event_keys(stamped) == event_keys(failure) == event_keys(notice) == expected
     assert event_keys({"key": "incoming/f.csv"}) == {**expected, "execution_id": None}
+
+
+class RecordingLogger:
+    def __init__(self) -> None:
+        self.keys: dict[str, Any] = {}
+        self.errors: list[tuple[str, dict[str, Any], str]] = []
+
+    def append_keys(self, **keys: Any) -> None:
+        self.keys.update(keys)
+
+    def exception(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        self.errors.append((str(msg), dict(self.keys), repr(sys.exc_info()[1])))
+
+
+def test_a_handler_s_uncaught_error_is_logged_with_the_run_s_keys_then_raised() -> None:
+    logger = RecordingLogger()
+
+    @with_run_keys(logger)
+    def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+        raise RuntimeError("refused")
+
+    event = {"key": "incoming/a.csv", "execution": {"id": "arn:exec"}}
+    with pytest.raises(RuntimeError, match="refused"):
+        handler(event, None)
+    assert logger.errors == [
+        (
+            "invocation failed",
+            {"execution_id": "arn:exec", "file_key": "incoming/a.csv"},
+            "RuntimeError('refused')",
+        )
+    ]

@@ -1905,3 +1905,20 @@ def test_the_stack_uses_the_bucket_layout_and_defaults_the_python_code_uses(reso
     for name in FUNCTIONS:
         variables = resources[name]["Properties"]["Environment"]["Variables"]
         assert variables["AIRPORTS_KEY"] == bucket_layout.DEFAULT_AIRPORTS_KEY
+
+
+def test_every_function_logs_in_json_so_the_runtime_s_own_error_records_are_json_too(
+    template: dict[str, Any],
+) -> None:
+    functions = {
+        name: resource["Properties"]
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::Function"
+    }
+    assert functions
+    for name, properties in functions.items():
+        assert properties.get("LoggingConfig") == {
+            "LogFormat": "JSON",
+            "ApplicationLogLevel": "INFO",
+            "SystemLogLevel": "INFO",
+        }, name

@@ -446,6 +446,8 @@ class Deployer:
             "Timeout": int(p.get("Timeout", 6)),
             "MemorySize": int(p.get("MemorySize", 1024)),
         }
+        if p.get("LoggingConfig"):
+            spec["LoggingConfig"] = dict(p["LoggingConfig"])
         variables = (p.get("Environment") or {}).get("Variables") or {}
         if variables:
             spec["Environment"] = {"Variables": {k: str(v) for k, v in variables.items()}}

@@ -241,6 +241,7 @@ class FunctionRuntimes:
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": f"local/{name}",
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{function.run_time}",
+            **logging_environment(getattr(function, "logging_config", None) or {}),
             "LAMBDA_TASK_ROOT": str(task_root),
             "FLIGHTPIPE_LOCAL_FUNCTION_ARN": function.function_arn,
             "_HANDLER": function.handler,
@@ -259,6 +260,17 @@ class FunctionRuntimes:
         shutil.rmtree(self._work_dir / "code", ignore_errors=True)
 
 
+def logging_environment(config: Mapping[str, Any]) -> dict[str, str]:
+    """The variables Lambda sets from a JSON ``LoggingConfig``: ``AWS_LAMBDA_LOG_FORMAT`` and
+    ``AWS_LAMBDA_LOG_LEVEL``, which the runtime and Powertools' Logger read."""
+    if config.get("LogFormat") != "JSON":
+        return {}
+    return {
+        "AWS_LAMBDA_LOG_FORMAT": "JSON",
+        "AWS_LAMBDA_LOG_LEVEL": str(config.get("ApplicationLogLevel", "INFO")),
+    }
+
+
 def install(patches: PatchSet, runtimes: FunctionRuntimes) -> None:
     """Make every Lambda invocation run the function's zip on its runtime."""
 
@@ -267,3 +279,41 @@ def install(patches: PatchSet, runtimes: FunctionRuntimes) -> None:
         return runtimes.invoke(self, document)
 
     patches.replace(SEAM_OWNER, SEAM_NAME, _invoke_lambda)
+    _keep_logging_config(patches)
+
+
+def _keep_logging_config(patches: PatchSet) -> None:
+    """Keep each function's ``LoggingConfig`` (moto drops it): its ``LogFormat`` decides, as on
+    Lambda, whether the runtime writes its own records (an uncaught error among them) as JSON,
+    and ``GetFunctionConfiguration`` reports it."""
+    original_init = SEAM_OWNER.__init__
+    original_configuration = SEAM_OWNER.get_configuration
+
+    def __init__(self: Any, account_id: str, spec: dict[str, Any], *args: Any, **kw: Any) -> None:
+        original_init(self, account_id, spec, *args, **kw)
+        self.logging_config = logging_config_of(spec)
+
+    def get_configuration(self: Any, *args: Any, **kw: Any) -> dict[str, Any]:
+        configuration = original_configuration(self, *args, **kw)
+        configuration["LoggingConfig"] = getattr(self, "logging_config", None) or (
+            logging_config_of({"FunctionName": self.function_name})
+        )
+        return configuration
+
+    patches.replace(SEAM_OWNER, "__init__", __init__)
+    patches.replace(SEAM_OWNER, "get_configuration", get_configuration)
+
+
+def logging_config_of(spec: Mapping[str, Any]) -> dict[str, str]:
+    """A function's ``LoggingConfig`` as Lambda reports it: Text to its own log group unless
+    the spec says otherwise; JSON adds the application and system log levels (INFO)
+    (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-advanced.html)."""
+    given = dict(spec.get("LoggingConfig") or {})
+    config = {
+        "LogFormat": given.get("LogFormat", "Text"),
+        "LogGroup": given.get("LogGroup", f"/aws/lambda/{spec.get('FunctionName', '')}"),
+    }
+    if config["LogFormat"] == "JSON":
+        config["ApplicationLogLevel"] = given.get("ApplicationLogLevel", "INFO")
+        config["SystemLogLevel"] = given.get("SystemLogLevel", "INFO")
+    return config

@@ -45,6 +45,25 @@ def error_payload(error):
     }
 
 
+def log_uncaught(error, request_id):
+    """Write an uncaught error to the function's log as Lambda's Python runtime does: with
+    ``AWS_LAMBDA_LOG_FORMAT=JSON`` one JSON object (``level``, ``errorType``,
+    ``errorMessage``, ``stackTrace``, ``requestId``), otherwise the traceback as text
+    (https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html)."""
+    if os.environ.get("AWS_LAMBDA_LOG_FORMAT") != "JSON":
+        traceback.print_exc()
+        return
+    moment = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    record = {
+        "timestamp": moment,
+        "level": "ERROR",
+        "message": f"{type(error).__name__}: {error}",
+        **error_payload(error),
+        "requestId": request_id,
+    }
+    sys.stderr.write(json.dumps(record, default=str) + "\n")
+
+
 def load_handler():
     module_path, _, function_name = os.environ["_HANDLER"].rpartition(".")
     module = importlib.import_module(module_path.replace("/", "."))
@@ -70,7 +89,7 @@ def main():
             try:
                 reply = {"payload": handler(request["event"], context)}
             except Exception as error:
-                traceback.print_exc()
+                log_uncaught(error, request["request_id"])
                 reply = {"error": {**error_payload(error), "requestId": request["request_id"]}}
         sys.stderr.flush()
         replies.write(json.dumps(reply, default=str) + "\n")
