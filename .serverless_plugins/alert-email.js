@@ -6,6 +6,8 @@
 // and the two ways to subscribe. Nothing is printed when alertEmail is set: the stack subscribes
 // that address (NotificationsEmailSubscription), and SNS mails it a confirmation link.
 
+const { stackOutputs } = require('./aws-clients');
+
 const TOPIC_OUTPUT = 'NotificationsTopicArn';
 
 // The address the deployed stack subscribes: the AlertEmail parameter's default, which the
@@ -41,14 +43,7 @@ class AlertEmailPlugin {
 
   async topicArn() {
     try {
-      const provider = this.serverless.getProvider('aws');
-      const stackName = provider.naming.getStackName();
-      const response = await provider.request('CloudFormation', 'describeStacks', {
-        StackName: stackName,
-      });
-      const outputs = response.Stacks[0].Outputs || [];
-      const output = outputs.find((o) => o.OutputKey === TOPIC_OUTPUT);
-      return output ? output.OutputValue : null;
+      return (await stackOutputs(this.serverless))[TOPIC_OUTPUT] || null;
     } catch (error) {
       return null; // the line still says how to subscribe, with the output's name
     }

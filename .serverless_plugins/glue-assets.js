@@ -7,13 +7,16 @@
 // - after `sls deploy` it uploads the wheel and every job's entry script to the data bucket
 //   (s3://<bucket>/glue/lib/ and s3://<bucket>/glue/scripts/), reading the bucket name from the
 //   stack's outputs and using the framework's own credentials.
-// Configuration: custom.glueAssets {scripts, wheel, scriptsPrefix, libPrefix, bucketOutput};
+// Configuration: custom.glueAssets {scripts, files, wheel, scriptsPrefix, libPrefix, bucketOutput}
+// (files: other files the jobs read, such as the Spark job's log4j2.properties, beside the scripts);
 // flightpipe_local.deploy.upload_glue_assets reads the same for the local stack.
 // The Python used for the build is $FLIGHTPIPE_PYTHON, else .venv/bin/python, else python3.
 
 const childProcess = require('child_process');
 const fs = require('fs');
 const path = require('path');
+
+const { putObjects, stackOutputs } = require('./aws-clients');
 
 class GlueAssetsPlugin {
   constructor(serverless, options, { log } = {}) {
@@ -62,33 +65,29 @@ class GlueAssetsPlugin {
   }
 
   async bucketName() {
-    const provider = this.serverless.getProvider('aws');
-    const stackName = provider.naming.getStackName();
-    const response = await provider.request('CloudFormation', 'describeStacks', { StackName: stackName });
-    const outputs = response.Stacks[0].Outputs || [];
-    const output = outputs.find((o) => o.OutputKey === this.config.bucketOutput);
-    if (!output) {
+    const outputs = await stackOutputs(this.serverless);
+    const bucket = outputs[this.config.bucketOutput];
+    if (!bucket) {
+      const stackName = this.serverless.getProvider('aws').naming.getStackName();
       throw new this.serverless.classes.Error(`stack ${stackName} has no output ${this.config.bucketOutput}`);
     }
-    return output.OutputValue;
+    return bucket;
   }
 
   async upload() {
-    const provider = this.serverless.getProvider('aws');
     const bucket = await this.bucketName();
     const files = [
       ...this.config.scripts.map((script) => [script, this.config.scriptsPrefix]),
+      ...(this.config.files || []).map((file) => [file, this.config.scriptsPrefix]),
       [this.config.wheel, this.config.libPrefix],
     ];
-    for (const [file, prefix] of files) {
+    const objects = files.map(([file, prefix]) => {
       const key = `${prefix}${path.basename(file)}`;
       this.log.notice(`Uploading ${file} to s3://${bucket}/${key}`);
-      await provider.request('S3', 'putObject', {
-        Bucket: bucket,
-        Key: key,
-        Body: fs.readFileSync(path.join(this.servicePath, file)),
-      });
-    }
+      return [fs.readFileSync(path.join(this.servicePath, file)), key];
+    });
+    await putObjects(this.serverless, bucket, objects);
+    return objects.map(([, key]) => `s3://${bucket}/${key}`);
   }
 }
 

@@ -110,6 +110,16 @@ def with_run_keys(logger: KeyedLogger) -> Callable[[Handler], Handler]:
     return decorate
 
 
+def tag_jvm_logs(jvm: Any, keys: Mapping[str, Any]) -> None:
+    """Give the Spark JVM's log lines the run's keys: glue_scripts/log4j2.properties writes the
+    system properties ``flightpipe.execution_id`` and ``flightpipe.file_key`` into each line's
+    JSON, so they are set here already escaped as JSON string contents."""
+    system = jvm.java.lang.System
+    for name in (EXECUTION_ID, FILE_KEY):
+        value = "" if keys.get(name) is None else str(keys[name])
+        system.setProperty(f"flightpipe.{name}", json.dumps(value)[1:-1])
+
+
 def log_to_json(
     keys: Mapping[str, Any], stream: Optional[TextIO] = None, level: int = logging.INFO
 ) -> logging.Handler:

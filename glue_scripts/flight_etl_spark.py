@@ -19,20 +19,23 @@ from flightpipe.etl.job import JobFailed, log_summary, run_job
 from flightpipe.etl.job_args import JobArgs, job_log_keys
 from flightpipe.etl.metrics import publish_load_metrics
 from flightpipe.etl.spark_engine import SparkEngine, SparkTasks
-from flightpipe.logs import log_to_json
+from flightpipe.logs import log_to_json, tag_jvm_logs
 from flightpipe.warehouse import DataApiWarehouse
 
 
 def main(argv: list) -> None:
     # Every line this script's Python logs is JSON with the execution id and file key
-    # (flightpipe/logs.py); the Spark JVM's own lines are Spark's.
-    log_to_json(job_log_keys(argv))
+    # (flightpipe/logs.py), and so is every line of the Spark JVM (log4j2.properties, from the
+    # job's --extra-files) once its context exists.
+    keys = job_log_keys(argv)
+    log_to_json(keys)
     # Glue passes the job's arguments in sys.argv as --name value
     # (https://docs.aws.amazon.com/glue/latest/dg/aws-glue-api-crawler-pyspark-extensions-get-resolved-options.html)
     # and runs the script with its Spark context set up: getOrCreate joins it
     # (https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-intro-tutorial.html).
     args = JobArgs.from_argv(argv)
     spark = SparkContext.getOrCreate()
+    tag_jvm_logs(spark._jvm, keys)
     try:
         warehouse = DataApiWarehouse(boto3.client("redshift-data"), args.warehouse_target())
         engine = SparkEngine(SparkTasks(spark), spark_version=spark.version)

@@ -1,5 +1,5 @@
-"""The alarms and the dashboard of the packaged template, and the line `sls deploy` prints when
-the notices reach no one (.serverless_plugins/alert-email.js).
+"""The alarms and the dashboard of the packaged template (tests/test_deploy_plugins.py runs
+the plugin that says, after `sls deploy`, when the notices reach no one).
 
 Each alarm is pinned whole: its metric (namespace, name, dimensions), statistic, period,
 threshold, comparison, missing-data treatment and action (the notices topic).
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -266,67 +265,3 @@ def test_the_dashboard_names_only_resources_of_the_stack(resources):  # noqa: F8
     body = resources["PipelineDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
     for name in re.findall(r"\$\{([^}]+)\}", body):
         assert name == "AWS::Region" or name.split(".")[0] in resources, name
-
-
-# ------------------------------------------------------------------ sls deploy without alertEmail
-
-
-def _node(script: str) -> subprocess.CompletedProcess[str]:
-    """Run ``script`` on the Node sls runs on (npx: node_modules/.bin/node, Node 24)."""
-    return subprocess.run(
-        ["npx", "--no-install", "node", "-e", script],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-_HOOK = """
-const Plugin = require('./.serverless_plugins/alert-email.js');
-const logged = [];
-const serverless = {
-  service: {
-    provider: {compiledCloudFormationTemplate: {Parameters: {AlertEmail: {Default: %s}}}},
-    resources: {},
-  },
-  getProvider: () => ({
-    getStage: () => 'dev',
-    naming: {getStackName: () => 'flightpipe-dev'},
-    request: async (service, method, params) => ({Stacks: [{Outputs: [
-      {OutputKey: 'NotificationsTopicArn',
-       OutputValue: 'arn:aws:sns:us-east-1:123456789012:flightpipe-dev-notices'}]}]}),
-  }),
-};
-const plugin = new Plugin(serverless, {}, {log: {notice: (line) => logged.push(line)}});
-plugin.hooks['after:deploy:deploy']().then(() => console.log(JSON.stringify(logged)));
-"""
-
-
-def test_sls_deploy_without_alert_email_prints_one_line_saying_how_to_subscribe():
-    result = _node(_HOOK % json.dumps(""))
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == [
-        "Notices and alarms of stage dev reach no one: alertEmail is empty. Subscribe with "
-        'sls deploy --stage dev --param="alertEmail=you@example.com", or aws sns subscribe '
-        "--topic-arn arn:aws:sns:us-east-1:123456789012:flightpipe-dev-notices --protocol email "
-        "--notification-endpoint you@example.com"
-    ]
-
-
-def test_sls_deploy_with_alert_email_prints_nothing():
-    result = _node(_HOOK % json.dumps("data-team@example.com"))
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == []
-
-
-def test_the_plugin_runs_after_deploy_and_is_registered():
-    source = (REPO_ROOT / "serverless.yml").read_text(encoding="utf-8")
-    plugins = source[source.index("\nplugins:") : source.index("\nprovider:")]
-    assert re.search(r"^  - alert-email$", plugins, re.MULTILINE)
-    result = _node(
-        "const P = require('./.serverless_plugins/alert-email.js');"
-        "console.log(Object.keys(new P({service: {provider: {}}}, {}, {}).hooks).join());"
-    )
-    assert result.stdout.strip() == "after:deploy:deploy"

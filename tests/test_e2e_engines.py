@@ -78,3 +78,14 @@ def test_a_threshold_between_two_files_loads_one_on_each_engine(shared_data: Pat
     assert rejected["rows_rejected"] == 2
     assert rejected["runtimes"]["job"]["engine"] == "spark"
     assert report["warehouse"]["daily_flights_fact_rows"] == 13 + 6068 + 6068
+    # Every line of both Spark runs' logs, the JVM's included, is JSON naming its execution
+    # and its file (glue_scripts/log4j2.properties for the JVM, flightpipe/logs.py for Python).
+    spark_logs = sorted(
+        (tmp_path / "state" / "logs" / "glue" / "flightpipe-dev-etl-spark").iterdir()
+    )
+    assert len(spark_logs) == 2
+    for log in spark_logs:
+        records = [json.loads(line) for line in log.read_text("utf-8").splitlines()]
+        keys = {(r["execution_id"], r["file_key"]) for r in records}
+        assert len(keys) == 1 and all(all(key) for key in keys), keys
+        assert next(iter(keys))[1] in {f"incoming/{bts.name}", "incoming/bts_with_rejects.csv"}

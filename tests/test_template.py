@@ -1315,6 +1315,10 @@ def test_both_jobs_take_the_same_arguments_and_wheel(resources):
     assert set(shell) >= SHELL_ONLY_ARGUMENTS
     # The same wheel: on the Python shell path, pip-installed on every Spark node.
     assert spark.pop("--additional-python-modules") == shell.pop("--extra-py-files")
+    # Only the Spark job's JVM takes a logging configuration (glue_scripts/log4j2.properties).
+    assert spark.pop("--extra-files") == {
+        "Fn::Sub": "s3://${DataBucket}/glue/scripts/log4j2.properties"
+    }
     assert spark == {key: value for key, value in shell.items() if key not in SHELL_ONLY_ARGUMENTS}
 
 
@@ -1346,6 +1350,16 @@ def test_the_deploy_uploads_every_job_s_entry_script(template, resources):
     }
     assert named == uploaded
     assert all((REPO_ROOT / script).is_file() for script in assets["scripts"])
+    # ... and every file a job's --extra-files names, beside them.
+    files = {assets["scriptsPrefix"] + Path(name).name for name in assets["files"]}
+    extra = {
+        uri["Fn::Sub"].split("}/", 1)[1]
+        for job in JOBS
+        for name, uri in resources[job]["Properties"]["DefaultArguments"].items()
+        if name == "--extra-files"
+    }
+    assert extra == files == {"glue/scripts/log4j2.properties"}
+    assert all((REPO_ROOT / name).is_file() for name in assets["files"])
 
 
 @pytest.fixture(scope="session")

@@ -738,7 +738,8 @@ def upload_glue_assets(
 
     The local plugin ``.serverless_plugins/glue-assets.js`` does this on AWS, configured by
     ``custom.glueAssets`` in serverless.yml: every entry script of ``scripts`` goes to
-    ``s3://<bucket output>/<scriptsPrefix>``, the wheel to ``<libPrefix>``.
+    ``s3://<bucket output>/<scriptsPrefix>`` with the other ``files`` the jobs read, the wheel
+    to ``<libPrefix>``.
     Returns the URIs written.
     """
     if not glue_assets:
@@ -746,7 +747,8 @@ def upload_glue_assets(
     bucket = deployment.outputs.get(glue_assets["bucketOutput"])
     if not bucket:
         raise DeploymentError(f"the stack has no output {glue_assets['bucketOutput']}")
-    files = [(script, glue_assets["scriptsPrefix"]) for script in glue_assets["scripts"]]
+    beside_scripts = [*glue_assets["scripts"], *(glue_assets.get("files") or [])]
+    files = [(name, glue_assets["scriptsPrefix"]) for name in beside_scripts]
     files.append((glue_assets["wheel"], glue_assets["libPrefix"]))
     uploaded = []
     for name, prefix in files:

@@ -26,13 +26,14 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -73,27 +74,39 @@ def script_argv(
     return argv
 
 
-def spark_environment(python: Path, workdir: Path) -> dict[str, str]:
+def spark_environment(
+    python: Path, workdir: Path, extra_files: Sequence[Path] = ()
+) -> dict[str, str]:
     """How a Spark job's script finds its cluster here: local mode, every core of this
     machine, its Python workers on the job's runtime, scratch space in the run's directory.
 
     On Glue the script's ``SparkContext.getOrCreate()`` joins the job's workers; locally the
     same call starts a local-mode Spark (``PYSPARK_SUBMIT_ARGS``), so the script is unchanged.
+    A ``log4j2.properties`` among the job's ``--extra-files`` configures the JVM's logging, as
+    on Glue 4.0 and later (https://repost.aws/knowledge-center/glue-reduce-cloudwatch-logs);
+    without one Spark logs warnings in its default layout.
     """
+    java_options = [f"-Djava.io.tmpdir={workdir}"]
+    log4j = next((path for path in extra_files if path.name == "log4j2.properties"), None)
     conf = {
         "spark.ui.enabled": "false",
-        "spark.log.level": "WARN",
         # Glue shows no console progress bar in a job's logs.
         "spark.ui.showConsoleProgress": "false",
-        "spark.local.dir": str(workdir / "spark"),
-        "spark.driver.extraJavaOptions": f"-Djava.io.tmpdir={workdir}",
     }
-    options = " ".join(f"--conf {name}={value}" for name, value in conf.items())
+    if log4j is None:
+        conf["spark.log.level"] = "WARN"
+    else:
+        java_options.append(f"-Dlog4j2.configurationFile={log4j.as_uri()}")
+    conf["spark.driver.extraJavaOptions"] = " ".join(java_options)
+    options = " ".join(f"--conf {shlex.quote(f'{name}={value}')}" for name, value in conf.items())
     return {
         "PYSPARK_PYTHON": str(python),
         "PYSPARK_DRIVER_PYTHON": str(python),
         "PYSPARK_SUBMIT_ARGS": f"--master local[*] {options} pyspark-shell",
         "SPARK_LOCAL_IP": "127.0.0.1",
+        # Scratch space: the variable a cluster manager sets (spark.local.dir would be logged
+        # as overridden by it).
+        "SPARK_LOCAL_DIRS": str(workdir / "spark"),
     }
 
 
@@ -186,6 +199,8 @@ class JobRunner:
         fetch = self._fetch_as(job) if self._fetch_as else self._fetch
         script = fetch(command.get("ScriptLocation", ""), workdir)
         extra = [fetch(uri, workdir) for uri in split_list(arguments.get("--extra-py-files"))]
+        # --extra-files: copied to the script's working directory, as Glue does.
+        extra_files = [fetch(uri, workdir) for uri in split_list(arguments.get("--extra-files"))]
         wheels = [path for path in extra if path.suffix == ".whl"]
         modules = [path for path in extra if path.suffix != ".whl"]
         requirements = []
@@ -206,7 +221,7 @@ class JobRunner:
             ERROR_FILE_VARIABLE: str(workdir / "error-message.txt"),
         }
         if (command.get("Name") or SPARK) == SPARK:
-            env.update(spark_environment(python, workdir))
+            env.update(spark_environment(python, workdir, extra_files))
         argv = script_argv(script, job.name, run.job_run_id, arguments)
         timeout_s = 60.0 * int(run.timeout or job.timeout or 2880)
         log = self.log_path(job.name, run.job_run_id)
