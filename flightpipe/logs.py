@@ -72,7 +72,16 @@ def run_keys(execution_id: Optional[str], file_key: Optional[str], **more: Any) 
 def event_keys(event: Mapping[str, Any]) -> dict[str, Any]:
     """The keys of a Lambda invocation's log lines, from the payload the state machine sends:
     the execution (``execution.id``, stamped by the NoteExecution state, or ``execution_id``)
-    and the file's key, also inside a ``record_failure`` request."""
+    and the file's key, also inside a ``record_failure`` request or, for a Step Functions
+    status change event, the execution it reports and the key of that execution's input."""
+    detail = event.get("detail")
+    if isinstance(detail, Mapping) and detail.get("executionArn"):  # a status change event
+        try:
+            started_with = json.loads(detail.get("input") or "{}")
+        except ValueError:
+            started_with = {}
+        key = started_with.get("key") if isinstance(started_with, dict) else None
+        return run_keys(detail["executionArn"], key)
     inner = event.get("record_failure") or event
     execution = inner.get("execution_id") or (event.get("execution") or {}).get("id")
     return run_keys(execution, inner.get("key"))

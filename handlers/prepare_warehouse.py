@@ -1,6 +1,7 @@
 """Lambda: bootstrap the warehouse schema and load the airports dimension when it changed;
-given ``{"record_failure": {...}}`` (the state machine's RecordFailure step), record instead
-the FAILED ledger row of an execution that failed before its job wrote one."""
+given ``{"record_failure": {...}}`` (the state machine's RecordFailure step), or the status
+change event of an execution that was aborted or timed out (the RecordAbandonedExecution
+state machine), record instead the FAILED ledger row of an execution whose job wrote none."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from flightpipe.logs import with_run_keys
 from flightpipe.runtime_info import runtime_versions
 from flightpipe.settings import FunctionSettings
 from flightpipe.warehouse import DataApiWarehouse, WarehouseTarget
-from flightpipe.warehouse.ledger import ExecutionFailure, record_failed_execution
+from flightpipe.warehouse.ledger import failure_to_record, record_failed_execution
 from flightpipe.warehouse.setup import prepare_warehouse
 
 logger = Logger()
@@ -23,14 +24,17 @@ logger = Logger()
 @logger.inject_lambda_context
 @with_run_keys(logger)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    failure = event.get("record_failure")
+    records_failure, failure = failure_to_record(event)
     settings = FunctionSettings.from_environment()
     client = boto3.client("redshift-data")
     target = WarehouseTarget.from_environment()
     # Statement waits end before the function's own timeout (serverless.yml), whatever it is.
     warehouse = DataApiWarehouse.within_lambda(client, target, context)
-    if failure is not None:
-        recorded = record_failed_execution(warehouse, ExecutionFailure.from_payload(failure))
+    if records_failure:
+        if failure is None:
+            logger.warning("the execution's input names no file: no ledger row to write")
+            return {"recorded": False, "runtime": runtime_versions()}
+        recorded = record_failed_execution(warehouse, failure)
         logger.info("execution failure recorded", extra=recorded)
         return {**recorded, "runtime": runtime_versions()}
     settings.require("data_bucket", "copy_role_arn")

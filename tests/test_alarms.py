@@ -46,6 +46,13 @@ ALARMS = {
         "Sum",
         60,
     ),
+    "RecordAbandonedFailedAlarm": (
+        "AWS/States",
+        "ExecutionsFailed",
+        [{"Name": "StateMachineArn", "Value": {"Ref": "RecordAbandonedStateMachine"}}],
+        "Sum",
+        60,
+    ),
     "EtlJobFailedAlarm": (
         "AWS/Events",
         "Invocations",
@@ -84,6 +91,7 @@ ALARM_NAMES = {
     "ExecutionsFailedAlarm": "flightpipe-dev-executions-failed",
     "ExecutionsTimedOutAlarm": "flightpipe-dev-executions-timed-out",
     "ExecutionsAbortedAlarm": "flightpipe-dev-executions-aborted",
+    "RecordAbandonedFailedAlarm": "flightpipe-dev-record-abandoned-failed",
     "EtlJobFailedAlarm": "flightpipe-dev-etl-job-failed",
     "SparkEtlJobFailedAlarm": "flightpipe-dev-etl-spark-job-failed",
     "FilesRejectedAlarm": "flightpipe-dev-files-rejected",

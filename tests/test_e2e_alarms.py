@@ -30,6 +30,7 @@ ALARMS = {
     "flightpipe-dev-executions-failed": ("AWS/States", "ExecutionsFailed"),
     "flightpipe-dev-executions-timed-out": ("AWS/States", "ExecutionsTimedOut"),
     "flightpipe-dev-executions-aborted": ("AWS/States", "ExecutionsAborted"),
+    "flightpipe-dev-record-abandoned-failed": ("AWS/States", "ExecutionsFailed"),
     "flightpipe-dev-etl-job-failed": ("AWS/Events", "Invocations"),
     "flightpipe-dev-etl-spark-job-failed": ("AWS/Events", "Invocations"),
     "flightpipe-dev-files-rejected": ("Flightpipe", "FilesRejected"),

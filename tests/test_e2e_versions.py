@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import fact_rows_of, query, start_stack
+from e2e_support import fact_rows_of, query, run_files, start_stack
 
 from flightpipe.cli import main
 from flightpipe.sequencer import ordering_key
@@ -170,6 +170,61 @@ def test_a_failure_before_the_job_is_recorded_and_backfill_re_drives_it_in_its_p
     ]
     assert fact_rows_of(stack, key) == 13
     assert flightpipe_json(capsys, state_dir, "backfill", "refused.csv", "--failed-only") == []
+
+
+def running_execution_of(stack: EmulatedStack, key: str) -> str:
+    """The ARN of the running execution whose input names ``key``."""
+    sfn = stack.client("stepfunctions")
+    listed = sfn.list_executions(stateMachineArn=stack.state_machine_arn, statusFilter="RUNNING")
+    (arn,) = [
+        e["executionArn"]
+        for e in listed["executions"]
+        if execution_input(stack, e["executionArn"]).get("key") == key
+    ]
+    return str(arn)
+
+
+def test_an_aborted_execution_leaves_a_failed_ledger_row_and_backfill_re_drives_its_file(
+    stack: EmulatedStack, shared_data: Path, state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert stack.data_api is not None
+    (first,) = run_files(stack, shared_data / "sample_flights.csv")  # the schema exists
+    assert first.load_status == "LOADED"
+    prepare = stack.data_api.hold(lambda statements: "AS airports_version" in statements[0])
+    runner = PipelineRunner(stack, timeout_s=300)
+    key = "incoming/aborted.csv"
+    upload = runner.upload(shared_data / "sample_flights.csv", key)
+    try:
+        assert prepare.reached.wait(120)  # the execution is inside its prepare step
+        arn = running_execution_of(stack, key)
+        stack.client("stepfunctions").stop_execution(executionArn=arn, cause="stopped by hand")
+    finally:
+        prepare.release()
+    sequencer = ordering_key(execution_input(stack, arn)["sequencer"])
+    deadline = time.monotonic() + 120
+    while not ledger_of(stack, key) and time.monotonic() < deadline:
+        time.sleep(0.5)  # the status change event starts the recorder
+    assert ledger_of(stack, key) == [(upload.version_id, "FAILED", 0, sequencer)]
+    failed = flightpipe_json(capsys, state_dir, "status", "--failed", "--limit", "50")
+    (run,) = [run for run in failed if run["execution_arn"] == arn]
+    assert (run["status"], run["load_status"]) == ("ABORTED", "FAILED")
+    (error,) = query(stack, f"SELECT error FROM airlines.load_ledger WHERE execution_id = '{arn}'")
+    assert error["error"] == "ExecutionAborted: stopped by hand"
+    planned = flightpipe_json(
+        capsys, state_dir, "backfill", "aborted.csv", "--failed-only", "--dry-run"
+    )
+    assert [(p["key"], p["version_id"], p["last_status"]) for p in planned] == [
+        (key, upload.version_id, "FAILED")
+    ]
+    (started,) = flightpipe_json(capsys, state_dir, "backfill", "aborted.csv", "--failed-only")
+    redrive = Upload(upload.file, key, upload.version_id, upload.etag, started["execution_arn"])
+    runner.wait([redrive])
+    assert runner.outcome(redrive).load_status == "LOADED"
+    assert fact_rows_of(stack, key) == 13
+    recorder = stack.client("stepfunctions").list_state_machines()["stateMachines"]
+    (machine,) = [m for m in recorder if m["name"].endswith("-record-abandoned")]
+    ran = stack.client("stepfunctions").list_executions(stateMachineArn=machine["stateMachineArn"])
+    assert [e["status"] for e in ran["executions"]] == ["SUCCEEDED"]  # the abort alone
 
 
 def test_an_execution_naming_a_version_that_is_gone_leaves_a_failed_ledger_row(

@@ -264,3 +264,69 @@ def test_an_execution_whose_job_recorded_its_attempt_gets_no_second_row(data_api
         f"SELECT status FROM airlines.load_ledger WHERE execution_id = '{execution}'"
     ).rows
     assert statuses == [("REJECTED",)]
+
+
+def _status_change(execution: str, status: str, started_with: object, cause: str = "") -> dict:
+    """The "Step Functions Execution Status Change" event the RecordAbandoned state machine
+    hands on (https://docs.aws.amazon.com/step-functions/latest/dg/eventbridge-integration.html)."""
+    arn = f"arn:aws:states:us-east-1:123456789012:execution:pipeline:{execution}"
+    return {
+        "version": "0",
+        "source": "aws.states",
+        "detail-type": "Step Functions Execution Status Change",
+        "resources": [arn],
+        "detail": {
+            "executionArn": arn,
+            "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:pipeline",
+            "name": execution,
+            "status": status,
+            "input": json.dumps(started_with),
+            "error": None,
+            "cause": cause or None,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        ("ABORTED", "ExecutionAborted: stopped by hand"),
+        ("TIMED_OUT", "ExecutionTimedOut: stopped by hand"),
+    ],
+)
+def test_an_aborted_or_timed_out_execution_gets_one_failed_row_from_its_status_change_event(
+    data_api, s3, shared_data, status, error
+):
+    _upload_airports(s3, shared_data)
+    prepare_warehouse.handler({"key": "incoming/a.csv"}, FakeLambdaContext())
+    started_with = {
+        "bucket": TEST_BUCKET,
+        "key": "incoming/stopped.csv",
+        "size": 10,
+        "etag": "e1",
+        "version_id": "v1",
+        "sequencer": "0055AED6DCD90281E5",
+    }
+    event = _status_change("stopped-1", status, started_with, cause="stopped by hand")
+    first = prepare_warehouse.handler(event, FakeLambdaContext())
+    again = prepare_warehouse.handler(event, FakeLambdaContext())  # EventBridge delivers twice
+    assert (first["recorded"], again["recorded"]) == (True, False)
+    rows = data_api._standin.query(
+        "SELECT source_file, source_version, status, error, execution_id FROM airlines.load_ledger"
+    ).as_dicts()
+    assert rows == [
+        {
+            "source_file": f"s3://{TEST_BUCKET}/incoming/stopped.csv",
+            "source_version": "v1",
+            "status": "FAILED",
+            "error": error,
+            "execution_id": event["detail"]["executionArn"],
+        }
+    ]
+
+
+def test_a_status_change_of_an_execution_that_named_no_file_writes_nothing(data_api, s3):
+    result = prepare_warehouse.handler(
+        _status_change("by-hand-1", "ABORTED", {"note": "no file"}), FakeLambdaContext()
+    )
+    assert result["recorded"] is False

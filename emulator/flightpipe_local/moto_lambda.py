@@ -215,7 +215,7 @@ class FunctionRuntimes:
         with self._lock:
             if environment.alive:
                 self._idle.setdefault(self._key(function), []).append(environment)
-            else:
+            elif environment in self._all:  # not already dropped by close()
                 self._all.remove(environment)
 
     def _unpack(self, code: bytes, digest: str) -> Path:

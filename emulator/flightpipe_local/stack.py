@@ -45,6 +45,7 @@ from flightpipe_local import (
     moto_sfn_credentials,
     moto_sfn_glue,
     moto_sfn_overheads,
+    moto_sfn_status_events,
     moto_sfn_time,
     moto_sns,
 )
@@ -387,7 +388,7 @@ class EmulatedStack:
 
     @property
     def state_machine_arn(self) -> str:
-        return self._deployed().one("AWS::StepFunctions::StateMachine").ref
+        return self._deployed().one("AWS::StepFunctions::StateMachine", "PipelineStateMachine").ref
 
     @property
     def crawler_name(self) -> str:
@@ -541,6 +542,7 @@ class EmulatedStack:
         moto_sfn_glue.install(patches)
         moto_sfn_time.install(patches, self.time_scale, self.retry_time_scale)
         moto_sfn_overheads.install(patches)
+        moto_sfn_status_events.install(patches)
         self.crawlers = moto_glue_crawler.CrawlerEmulator(
             lambda: self._crawler_client("s3"),
             lambda: self._crawler_client("glue"),

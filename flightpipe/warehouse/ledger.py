@@ -95,6 +95,29 @@ class ExecutionFailure:
             sequencer=payload.get("sequencer") or None,
         )
 
+    @classmethod
+    def from_status_change(cls, detail: Mapping[str, Any]) -> Optional[ExecutionFailure]:
+        """From the detail of a "Step Functions Execution Status Change" event of an
+        execution that ended without running its own RecordFailure step (ABORTED, TIMED_OUT):
+        the file comes from the execution's input. None when that input names no file (an
+        execution started by hand with some other input): there is no row to write."""
+        try:
+            started_with = json.loads(detail.get("input") or "{}")
+        except ValueError:
+            return None
+        if not isinstance(started_with, dict) or not started_with.get("bucket"):
+            return None
+        if not started_with.get("key"):
+            return None
+        return cls.from_payload(
+            {
+                **started_with,
+                "execution_id": detail["executionArn"],
+                "error": f"Execution{str(detail.get('status', '')).title().replace('_', '')}",
+                "cause": detail.get("cause") or detail.get("error") or "",
+            }
+        )
+
     @property
     def source_file(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
@@ -103,6 +126,21 @@ class ExecutionFailure:
     def source_version(self) -> Optional[str]:
         """As the job names the version: its version id, else its ETag."""
         return self.version_id or self.etag
+
+
+EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
+
+
+def failure_to_record(event: Mapping[str, Any]) -> tuple[bool, Optional[ExecutionFailure]]:
+    """Whether ``event`` asks for a failure to be recorded, and which: the state machine's
+    RecordFailure step sends ``{"record_failure": {...}}``; an aborted or timed-out execution
+    arrives as its "Step Functions Execution Status Change" event (None when its input names
+    no file)."""
+    if event.get("detail-type") == EXECUTION_STATUS_CHANGE:
+        return True, ExecutionFailure.from_status_change(event.get("detail") or {})
+    if event.get("record_failure") is not None:
+        return True, ExecutionFailure.from_payload(event["record_failure"])
+    return False, None
 
 
 def record_failed_execution(warehouse: Warehouse, failure: ExecutionFailure) -> dict[str, Any]:
