@@ -34,9 +34,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not IAM_CALL_LOG.is_dir() or not any(IAM_CALL_LOG.iterdir()):
+        return  # no local stack ran (the ETL tests on the Glue runtime start none)
     from flightpipe_local.iam import least_privilege
 
-    snapshots = least_privilege.read_snapshots(IAM_CALL_LOG) if IAM_CALL_LOG.is_dir() else []
+    snapshots = least_privilege.read_snapshots(IAM_CALL_LOG)
     if not snapshots:
         return
     roles = least_privilege.report(snapshots)
