@@ -52,7 +52,8 @@ class JobSummary:
     # The engine (pythonshell or spark) and the interpreter and SDK the job ran on (Glue's
     # runtime plus --additional-python-modules; the Spark version on the Spark job).
     runtime: dict[str, str] = field(default_factory=runtime_versions)
-    # The job process's peak resident memory so far, in MiB (set when the summary is written).
+    # The job process's own peak resident memory so far, in MiB (set when the summary is
+    # written; VmHWM on Linux, not ru_maxrss, which includes the launcher's: see peak_rss_mb).
     peak_rss_mb: Optional[float] = None
 
     @property
@@ -67,7 +68,23 @@ class JobSummary:
 
 
 def peak_rss_mb() -> Optional[float]:
-    """This process's peak resident set size in MiB (Linux reports ``ru_maxrss`` in KiB)."""
+    """This process's own peak resident set size in MiB.
+
+    On Linux that is ``VmHWM`` of ``/proc/self/status``: the high-water mark of the memory
+    this program has had since it started (``execve`` gives it a fresh address space).
+    ``ru_maxrss`` is not: Linux keeps it across ``execve``, so a process starts with its
+    launcher's resident size (at a fork; its lifetime peak at a vfork or posix_spawn) — the
+    local stack holding the file just uploaded, a bench parent, Glue's own launcher — and
+    reports that whenever it is larger than its own peak. ``ru_maxrss`` (KiB on Linux) is
+    the fallback where there is no ``/proc``.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)  # "VmHWM:  123456 kB"
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import resource
     except ImportError:  # not on POSIX
