@@ -83,6 +83,8 @@ BTS_MONTH = SHARED_DATA / "bts_ontime_2023_01_OK.csv"
 # The Python shell job's memory: MaxCapacity 0.0625 DPU is 1 GB
 # (https://docs.aws.amazon.com/glue/latest/dg/add-job-python.html).
 SHELL_JOB_MEMORY_MIB = 1024
+# The measured model of the job's peak (``peak_model``), kept in the repository.
+PEAK_MODEL = REPO / "bench" / "peak_model.json"
 SPARK_MASTER = "local[2]"
 MOTO_MODES = ("job-moto", "spark")  # S3 is a moto server the Spark workers reach too
 MODES = ("job", "job-gzip", "baseline", *MOTO_MODES)
@@ -427,6 +429,9 @@ def main(argv: list) -> int:
         default=[150_000, 600_000],
         help="sizes of the wide BTS-layout file (the real month repeated), job runs only",
     )
+    parser.add_argument(
+        "--peak-model", type=Path, default=PEAK_MODEL, help="where the fitted peak model goes"
+    )
     parser.add_argument("--worker", choices=MODES)
     parser.add_argument("--moto-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path)
@@ -478,6 +483,10 @@ def main(argv: list) -> int:
     out = options.results / f"etl_bench_{stamp}.json"
     out.write_text(json.dumps({k: v for k, v in report.items() if k != "table"}, indent=2))
     print(f"\nwritten: {out}")
+    if report["peak_model"] is not None:
+        model = {**report["peak_model"], "measured": stamp, "wide_runs": report["wide_runs"]}
+        options.peak_model.write_text(json.dumps(model, indent=2) + "\n", encoding="utf-8")
+        print(f"written: {options.peak_model} (the engine choice is held to it)")
     return 0 if report["targets_met"] else 1
 
 

@@ -1936,3 +1936,22 @@ def test_every_function_logs_in_json_so_the_runtime_s_own_error_records_are_json
             "ApplicationLogLevel": "INFO",
             "SystemLogLevel": "INFO",
         }, name
+
+
+def test_every_file_the_python_shell_job_takes_fits_its_memory_by_the_measured_peak_model(
+    states, resources
+):
+    """The engine choice respects memory: by the peak model `make bench` fits on the wide BTS
+    layout (bench/peak_model.json), the largest file ChooseEngine gives the Python shell job
+    peaks within that job's memory, 1 GB at MaxCapacity 0.0625
+    (https://docs.aws.amazon.com/glue/latest/dg/add-job-python.html)."""
+    model = json.loads((REPO_ROOT / "bench" / "peak_model.json").read_text(encoding="utf-8"))
+    assert resources["EtlJob"]["Properties"]["MaxCapacity"] == 0.0625
+    assert model["shell_job_memory_mib"] == 1024
+    threshold = _spark_threshold(states)
+    largest_shell_file = threshold - 1
+    assert _choose(states["ChooseEngine"], _size_input(size=largest_shell_file)) == "RunEtlJob"
+    peak_mib = model["base_mib"] + model["mib_per_file_mib"] * largest_shell_file / 2**20
+    assert peak_mib <= model["shell_job_memory_mib"], (peak_mib, model)
+    holds = model["largest_file_mib_the_shell_job_holds"]
+    assert holds is None or holds * 2**20 >= largest_shell_file
