@@ -13,6 +13,7 @@ Spark would choose on this machine too.
 
 from __future__ import annotations
 
+import ast
 import functools
 import gzip
 import os
@@ -31,7 +32,7 @@ from test_etl_formats import REJECTIONS, WRAPPINGS
 from test_etl_job import SOME_BAD, TOO_MANY_BAD, VARIANTS, WHOLE_FILE_REJECTIONS
 from test_etl_validate import ROW_RULE_FILES
 
-from flightpipe.etl.job import PythonShellEngine
+from flightpipe.etl.engine import PythonShellEngine
 
 pyspark = pytest.importorskip("pyspark")
 
@@ -253,3 +254,13 @@ def test_a_failed_task_reaches_the_summary_as_its_own_python_error(spark_context
     with pytest.raises(TaskFailed) as failed:
         SparkTasks(spark_context).map(int, ["1", "x"])
     assert str(failed.value) == "ValueError: invalid literal for int() with base 10: 'x'"
+
+
+def test_the_spark_engine_takes_the_engine_contract_from_its_own_module_not_the_job() -> None:
+    source = Path(__file__).resolve().parents[1] / "flightpipe" / "etl" / "spark_engine.py"
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    imported = {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert "flightpipe.etl.engine" in imported
+    assert "flightpipe.etl.job" not in imported

@@ -15,14 +15,15 @@ import datetime as dt
 import logging
 import time
 from contextlib import closing
-from typing import Callable, Optional, Protocol
+from typing import Callable, Optional
 
 from flightpipe.aws_ports import ObjectStore
 from flightpipe.bucket_layout import summary_key
 from flightpipe.etl import loader
+from flightpipe.etl.engine import PythonShellEngine, ReadEngine, ReadRequest
 from flightpipe.etl.errors import FileRejected
 from flightpipe.etl.job_args import JobArgs
-from flightpipe.etl.read import ReadResult, read_whole_object
+from flightpipe.etl.read import ReadResult
 from flightpipe.etl.reader import DEFAULT_BLOCK_BYTES
 from flightpipe.etl.sources import Source, open_source
 from flightpipe.etl.staging import (
@@ -83,52 +84,6 @@ class SupersededVersion(Exception):
         super().__init__(
             f"SupersededVersion: version {source_version} (sequencer {sequencer}) of "
             f"{source_file} is older than the version already loaded; its rows were left alone"
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class ReadRequest:
-    """Which object an engine reads, what it validates against, and where it may stage."""
-
-    bucket: str
-    key: str
-    version_id: Optional[str]
-    known_airport_ids: frozenset[int]
-    work_bucket: str
-    load_id: str
-    block_bytes: int = DEFAULT_BLOCK_BYTES
-
-
-class ReadEngine(Protocol):
-    """Reads and validates a whole object: in this process, or split over Spark tasks.
-
-    ``read`` fills the rejects spool (line number, reason, raw text) and either the staged
-    spool or, for parts it wrote itself, ``ReadResult.staged_keys``; it adds every key it
-    may write to ``staged`` first, so they are removed whatever happens.
-    """
-
-    name: str
-
-    def runtime(self) -> dict[str, str]: ...
-
-    def read(
-        self, source: Source, request: ReadRequest, spool: SpoolFiles, staged: list[str]
-    ) -> ReadResult: ...
-
-
-class PythonShellEngine:
-    """One process reads the object once, start to end (the Glue Python shell job)."""
-
-    name = "pythonshell"
-
-    def runtime(self) -> dict[str, str]:
-        return {"engine": self.name}
-
-    def read(
-        self, source: Source, request: ReadRequest, spool: SpoolFiles, staged: list[str]
-    ) -> ReadResult:
-        return read_whole_object(
-            source.stream, request.key, request.known_airport_ids, spool, request.block_bytes
         )
 
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, TypeVar
 
 from flightpipe.aws_ports import ObjectStore
+from flightpipe.etl.engine import ReadRequest
 from flightpipe.etl.errors import FileRejected
-from flightpipe.etl.job import ReadRequest
 from flightpipe.etl.read import FileLayout, ReadResult, RecordCounts, read_layout, validate_records
 from flightpipe.etl.reader import CsvRecordReader
 from flightpipe.etl.sources import CSV, Source, open_source
