@@ -6,11 +6,12 @@ PY := $(VENV)/bin/python
 LINT_VENV := .venv-lint
 SHARED_DATA ?= ../shared/data
 
-.PHONY: help setup runtimes java test lint format demo package bench stress clean test-glue39 node-version
+.PHONY: help setup runtimes java test test-fast lint format demo package bench stress clean test-glue39 node-version
 
 help:
 	@echo "make demo     run the whole pipeline locally on $(SHARED_DATA)"
 	@echo "make test     lint, the whole test suite, and the ETL tests on Python 3.9"
+	@echo "make test-fast  the tests that need no local stack and no packaging (the edit loop)"
 	@echo "make package  sls package offline, then cfn-lint, checkov and the IAM policy lint on the template"
 	@echo "make runtimes the AWS runtimes the local stack runs code on (Glue Python shell 3.9, Glue 5.0 Spark, Lambda 3.12)"
 	@echo "make bench    ETL benchmark against the embedded warehouse"
@@ -38,6 +39,10 @@ format: setup
 test: setup lint runtimes node_modules/.npm-ci.stamp $(LINT_VENV)/.installed
 	$(VENV)/bin/pytest
 	$(MAKE) test-glue39
+
+# The edit loop: every test that needs no local stack and no packaged template.
+test-fast: setup runtimes node_modules/.npm-ci.stamp
+	$(VENV)/bin/pytest -m "not e2e and not template"
 
 # npm ci once per package-lock.json: osls and its plugins package serverless.yml offline, and
 # Node.js 24 LTS runs them. The npm package `node` (pinned in package.json) installs Node 24's

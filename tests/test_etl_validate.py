@@ -56,7 +56,7 @@ def validate(data: bytes, key_date=None, block_bytes: int = 1 << 20):
     unknown: set[int] = set()
     for block in reader.data_blocks():
         result = validator.validate(block)
-        staged += result.staged_csv.splitlines()
+        staged += result.staged_bytes.decode("utf-8").splitlines()
         rejects += [(r.line, r.raw, r.reason) for r in result.rejects]
         counts["read"] += result.rows_read
         counts["valid"] += result.rows_valid

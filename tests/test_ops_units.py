@@ -76,7 +76,6 @@ def test_the_job_run_names_the_job_the_execution_ran(failed: bool) -> None:
     history = glue_task(5, "flightpipe-dev-etl-spark", "jr_1", failed)
     run = executions.job_run(history)
     assert run == executions.GlueJobRun("flightpipe-dev-etl-spark", "jr_1")
-    assert executions.job_run_id(history) == "jr_1"
     assert executions.job_run([]) is None
 
 

@@ -35,7 +35,7 @@ def test_builtin_distribution_files_validate_with_unknown_airports_and_blank_del
     assert sum(r.rows_read for r in results) == sum(r.rows_valid for r in results) == 5000
     unmatched = sum(r.unmatched_airport_rows for r in results)
     assert 0 < unmatched < 5000 * 0.05
-    assert any(",," in r.staged_csv for r in results)  # blank delays stage as NULL
+    assert any(b",," in r.staged_bytes for r in results)  # blank delays stage as NULL
 
 
 def test_resampling_the_real_sample_uses_its_carriers(tmp_path, shared_data):

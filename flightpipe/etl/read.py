@@ -2,7 +2,7 @@
 
 The Python shell job runs :func:`validate_records` once over the whole object;
 the Spark job runs it once per split in its tasks (flightpipe.etl.spark_engine)
-and adds the results up with :meth:`ReadResult.add`. The header, the layout, the
+and adds their counts up with :meth:`RecordCounts.add`. The header, the layout, the
 reject rules and the value parsing are the same code either way, so the two
 engines cannot drift apart.
 """

@@ -10,7 +10,7 @@ A block is checked in three passes, all vectorised:
    made per row. A block whose quoting is not plain RFC 4180 (a quote inside
    an unquoted field, a bare carriage return, a needed field longer than
    :data:`_MAX_FIELD_BYTES`) goes through pandas' C reader (``dtype=str``)
-   instead, as it always did, and its values are factorised from there;
+   instead, and its values are factorised from there;
 3. the *distinct* values of each column are parsed once by the functions in
    :mod:`flightpipe.etl.values` (results cached across blocks) and the outcome
    is broadcast back to the rows. A daily file has a few hundred airports,
@@ -83,11 +83,6 @@ class BlockResult:
     rejects: list[Reject] = field(default_factory=list)
     unmatched_airport_rows: int = 0
     unknown_airport_ids: set[int] = field(default_factory=set)
-
-    @property
-    def staged_csv(self) -> str:
-        """The staged rows as text (``staged_bytes`` is what is written)."""
-        return self.staged_bytes.decode("utf-8")
 
 
 class _FieldParser:

@@ -194,12 +194,6 @@ def job_run(events: Iterable[dict[str, Any]]) -> Optional[GlueJobRun]:
     return found
 
 
-def job_run_id(events: Iterable[dict[str, Any]]) -> Optional[str]:
-    """The Glue job run the execution started (its last one)."""
-    run = job_run(events)
-    return run.run_id if run else None
-
-
 def _json_object(text: Optional[str]) -> dict[str, Any]:
     try:
         document = json.loads(text or "{}")
