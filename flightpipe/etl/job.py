@@ -18,7 +18,7 @@ from contextlib import closing
 from typing import Callable, Optional
 
 from flightpipe.aws_ports import ObjectStore
-from flightpipe.bucket_layout import summary_key
+from flightpipe.bucket_layout import manifest_key, rejects_key, staged_part_key, summary_key
 from flightpipe.etl import loader
 from flightpipe.etl.engine import PythonShellEngine, ReadEngine, ReadRequest
 from flightpipe.etl.errors import FileRejected
@@ -26,14 +26,7 @@ from flightpipe.etl.job_args import JobArgs
 from flightpipe.etl.read import ReadResult
 from flightpipe.etl.reader import DEFAULT_BLOCK_BYTES
 from flightpipe.etl.sources import Source, open_source
-from flightpipe.etl.staging import (
-    SpoolFiles,
-    manifest_key,
-    rejects_key,
-    remove_object,
-    staged_part_key,
-    upload,
-)
+from flightpipe.etl.staging import SpoolFiles, remove_object, upload
 from flightpipe.etl.summary import JobSummary, write_summary
 from flightpipe.s3keys import resolve_event_key
 from flightpipe.sequencer import ordering_key

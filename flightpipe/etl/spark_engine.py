@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, TypeVar
 
 from flightpipe.aws_ports import ObjectStore
+from flightpipe.bucket_layout import load_staging_keys, rejects_part_key, staged_part_key
 from flightpipe.etl.engine import ReadRequest
 from flightpipe.etl.errors import FileRejected
 from flightpipe.etl.read import FileLayout, ReadResult, RecordCounts, read_layout, validate_records
@@ -42,13 +43,7 @@ from flightpipe.etl.splits import (
     split_bytes,
     whole_object,
 )
-from flightpipe.etl.staging import (
-    SpoolFiles,
-    load_staging_keys,
-    rejects_part_key,
-    staged_part_key,
-    upload,
-)
+from flightpipe.etl.staging import SpoolFiles, upload
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -1,15 +1,11 @@
-"""Local spool files for the validated rows (gzip CSV) and the rejects (CSV), and their keys.
+"""Local spool files for the validated rows (gzip CSV) and the rejects (CSV), and their upload.
 
 Both are written to temporary files as blocks are validated, so memory stays
 flat, then uploaded with boto3's managed (multipart) transfer. The staged parts
 are what Redshift ``COPY``s: no header, columns in the order of
 ``flightpipe.etl.validate.STAGED_COLUMNS``, empty fields for NULL.
 
-Everything one load stages lives under ``staging/<load_id>/``: the parts (one
-from the Python shell job, one per split from the Spark job), the Spark tasks'
-rejects parts, and the COPY manifest naming exactly the parts to load. Their
-keys follow from the load id and the part number alone, so whoever cleans up
-after a load — a failed one too — knows every key without listing the bucket.
+Their keys, and every other key a load stages, are in :mod:`flightpipe.bucket_layout`.
 """
 
 from __future__ import annotations
@@ -27,41 +23,12 @@ from pathlib import Path
 from typing import Optional, Union
 
 from flightpipe.aws_ports import ObjectStore
-from flightpipe.bucket_layout import REJECTED_PREFIX, STAGING_PREFIX
 from flightpipe.etl.validate import Reject
 
 REJECTS_HEADER = ("line_number", "reason", "raw_text")
 # Level 1: the staged file is read once by COPY; speed matters more than size.
 _GZIP_LEVEL = 1
 _VALUES = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[-+]?\d+")
-
-
-def staging_prefix(load_id: str) -> str:
-    return f"{STAGING_PREFIX}{load_id}/"
-
-
-def staged_part_key(load_id: str, part: int) -> str:
-    return f"{staging_prefix(load_id)}part-{part:05d}.csv.gz"
-
-
-def rejects_part_key(load_id: str, part: int) -> str:
-    """A Spark task's rejects, gathered into the one rejects file by the driver."""
-    return f"{staging_prefix(load_id)}rejects/part-{part:05d}.csv"
-
-
-def manifest_key(load_id: str) -> str:
-    return f"{staging_prefix(load_id)}manifest.json"
-
-
-def load_staging_keys(load_id: str, parts: int) -> list[str]:
-    """Every key a load with ``parts`` parts may have staged."""
-    keys = [staged_part_key(load_id, part) for part in range(parts)]
-    keys += [rejects_part_key(load_id, part) for part in range(parts)]
-    return [*keys, manifest_key(load_id)]
-
-
-def rejects_key(load_id: str) -> str:
-    return f"{REJECTED_PREFIX}{load_id}.csv"
 
 
 class _SpoolFile:

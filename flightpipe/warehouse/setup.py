@@ -26,6 +26,7 @@ from typing import Any, Callable, Optional
 from botocore.exceptions import ClientError
 
 from flightpipe.aws_ports import ObjectStore
+from flightpipe.bucket_layout import dimension_manifest_key
 from flightpipe.retryable import raise_if_throttled
 from flightpipe.sql import read_sql, render_statements, split_statements
 from flightpipe.warehouse.data_api import WarehouseTarget
@@ -38,9 +39,6 @@ DDL_ATTEMPTS = 6
 BOOTSTRAP_SQL = ("schema.sql", "schema_upgrades.sql", "create_pipeline_role.sql", "grants.sql")
 # Database role holding the pipeline's privileges on schema airlines (sql/grants.sql).
 PIPELINE_ROLE = "flightpipe"
-# Where the airports COPY manifest is written: under staging/, which the COPY role reads
-# and the bucket's lifecycle rule expires.
-MANIFEST_PREFIX = "staging/manifests/"
 
 # What Redshift answers when COPY names an IAM role the cluster or namespace may not use:
 # a provisioned cluster says "User arn:aws:redshift:…:dbuser:<cluster>/<user> is not
@@ -248,7 +246,7 @@ def loaded_airports_version(warehouse: Warehouse) -> Optional[str]:
 
 def write_airports_manifest(s3: ObjectStore, bucket: str, key: str) -> str:
     """Write a COPY manifest naming exactly ``s3://bucket/key``; return the manifest's URI."""
-    manifest_key = f"{MANIFEST_PREFIX}{key}.manifest"
+    manifest_key = dimension_manifest_key(key)
     try:
         return write_copy_manifest(s3, bucket, manifest_key, [f"s3://{bucket}/{key}"])
     except ClientError as error:
