@@ -427,7 +427,7 @@ def main(argv: list) -> int:
         type=int,
         nargs="*",
         default=[150_000, 600_000],
-        help="sizes of the wide BTS-layout file (the real month repeated), job runs only",
+        help="sizes of the wide BTS-layout file (the real month repeated): job, plain and gzip",
     )
     parser.add_argument(
         "--peak-model", type=Path, default=PEAK_MODEL, help="where the fitted peak model goes"
