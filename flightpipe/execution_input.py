@@ -14,6 +14,7 @@ job receives it as ``--bucket``, ``--key``, ``--version_id``, ``--etag`` and
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
@@ -67,3 +68,14 @@ class ExecutionInput:
     def source_file(self) -> str:
         """How the warehouse's ledger and fact table name the file."""
         return f"s3://{self.bucket}/{self.key}"
+
+
+def input_of_status_change(detail: Mapping[str, Any]) -> dict[str, Any]:
+    """The input the execution a "Step Functions Execution Status Change" event reports
+    started with (the detail's ``input``, a JSON string): ``{}`` when it is missing or is not
+    a JSON object."""
+    try:
+        started_with = json.loads(detail.get("input") or "{}")
+    except ValueError:
+        return {}
+    return started_with if isinstance(started_with, dict) else {}

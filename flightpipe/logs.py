@@ -22,6 +22,8 @@ import traceback
 from collections.abc import Mapping
 from typing import Any, Callable, Optional, Protocol, TextIO, TypeVar
 
+from flightpipe.execution_input import input_of_status_change
+
 SERVICE = "flightpipe"
 EXECUTION_ID, FILE_KEY = "execution_id", "file_key"
 # What every LogRecord has; anything else on a record came from ``extra=``.
@@ -76,12 +78,7 @@ def event_keys(event: Mapping[str, Any]) -> dict[str, Any]:
     status change event, the execution it reports and the key of that execution's input."""
     detail = event.get("detail")
     if isinstance(detail, Mapping) and detail.get("executionArn"):  # a status change event
-        try:
-            started_with = json.loads(detail.get("input") or "{}")
-        except ValueError:
-            started_with = {}
-        key = started_with.get("key") if isinstance(started_with, dict) else None
-        return run_keys(detail["executionArn"], key)
+        return run_keys(detail["executionArn"], input_of_status_change(detail).get("key"))
     inner = event.get("record_failure") or event
     execution = inner.get("execution_id") or (event.get("execution") or {}).get("id")
     return run_keys(execution, inner.get("key"))

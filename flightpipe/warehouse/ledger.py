@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from flightpipe.execution_input import input_of_status_change
 from flightpipe.sequencer import SequencerError, ordering_key
 from flightpipe.sql import render_statements
 from flightpipe.warehouse.port import Warehouse
@@ -101,13 +102,8 @@ class ExecutionFailure:
         execution that ended without running its own RecordFailure step (ABORTED, TIMED_OUT):
         the file comes from the execution's input. None when that input names no file (an
         execution started by hand with some other input): there is no row to write."""
-        try:
-            started_with = json.loads(detail.get("input") or "{}")
-        except ValueError:
-            return None
-        if not isinstance(started_with, dict) or not started_with.get("bucket"):
-            return None
-        if not started_with.get("key"):
+        started_with = input_of_status_change(detail)
+        if not started_with.get("bucket") or not started_with.get("key"):
             return None
         return cls.from_payload(
             {
